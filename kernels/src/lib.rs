@@ -1,0 +1,1 @@
+//! CPU kernels for jclip. Numbers in, numbers out: this crate knows no model.

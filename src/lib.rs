@@ -1,0 +1,1 @@
+//! jclip: a CPU inference engine for the Jina CLIP v1 embedding model.
