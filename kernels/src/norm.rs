@@ -1,0 +1,81 @@
+//! LayerNorm over the last dimension.
+
+use rayon::prelude::*;
+
+use crate::isa::Kernels;
+
+/// Rows per parallel task: small rows are not worth a task each.
+const ROWS_PER_TASK: usize = 16;
+
+/// Normalises one row in place: `(x − mean) / sqrt(var + eps) · gamma + beta`,
+/// with the biased variance, as `torch.nn.LayerNorm`. Statistics in f64.
+pub(crate) fn layer_norm_row_scalar(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+    let dim = row.len();
+    if dim == 0 {
+        return;
+    }
+    let mean = row.iter().map(|&v| v as f64).sum::<f64>() / dim as f64;
+    let variance = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / dim as f64;
+    let inverse_std = 1.0 / (variance + eps as f64).sqrt();
+    let (mean, inverse_std) = (mean as f32, inverse_std as f32);
+    for ((v, &g), &b) in row.iter_mut().zip(gamma).zip(beta) {
+        *v = (*v - mean) * inverse_std * g + b;
+    }
+}
+
+impl Kernels {
+    /// Applies LayerNorm to every row of `x: [rows, dim]` in place, with
+    /// `dim = gamma.len()`.
+    ///
+    /// # Panics
+    /// If `x.len()` is not a multiple of `dim` or `beta.len() != dim`.
+    pub fn layer_norm(&self, x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+        let dim = gamma.len();
+        assert_eq!(beta.len(), dim, "LayerNorm beta has {} values, gamma {dim}", beta.len());
+        if dim == 0 {
+            return;
+        }
+        assert_eq!(x.len() % dim, 0, "LayerNorm input of {} values is not a multiple of {dim}", x.len());
+        let row_kernel = self.table.layer_norm;
+        x.par_chunks_mut(dim * ROWS_PER_TASK).for_each(|rows| {
+            for row in rows.chunks_exact_mut(dim) {
+                row_kernel(row, gamma, beta, eps);
+            }
+        });
+    }
+
+    /// Writes LayerNorm of `x` into `out` (same shape), leaving `x` unchanged.
+    pub fn layer_norm_into(&self, x: &[f32], out: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+        assert_eq!(x.len(), out.len(), "LayerNorm input has {} values, output {}", x.len(), out.len());
+        out.copy_from_slice(x);
+        self.layer_norm(out, gamma, beta, eps);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_to_zero_mean_unit_variance() {
+        let mut x: Vec<f32> = (0..96).map(|i| (i as f32 * 0.37).sin() * 5.0 + 3.0).collect();
+        let gamma = vec![1.0; 48];
+        let beta = vec![0.0; 48];
+        Kernels::scalar().layer_norm(&mut x, &gamma, &beta, 1e-12);
+        for row in x.chunks(48) {
+            let mean: f64 = row.iter().map(|&v| v as f64).sum::<f64>() / 48.0;
+            let var: f64 = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / 48.0;
+            assert!(mean.abs() < 1e-6, "mean {mean}");
+            assert!((var - 1.0).abs() < 1e-5, "variance {var}");
+        }
+    }
+
+    #[test]
+    fn constant_row_gives_beta() {
+        let mut x = vec![2.5f32; 8];
+        let gamma = vec![3.0; 8];
+        let beta: Vec<f32> = (0..8).map(|i| i as f32).collect();
+        Kernels::scalar().layer_norm(&mut x, &gamma, &beta, 1e-6);
+        assert_eq!(x, beta);
+    }
+}
