@@ -1,1 +1,104 @@
-fn main() {}
+//! The `jclip` command-line tool.
+
+mod embed;
+mod inputs;
+mod logger;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// CPU inference for the Jina CLIP v1 embedding model.
+#[derive(Parser, Debug)]
+#[command(name = "jclip", version, about)]
+struct Cli {
+    /// Log progress and timings to stderr.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Embed texts into vectors.
+    Embed(embed::EmbedArgs),
+    /// Show the CPU features, the kernel tier and the defaults.
+    Info(InfoArgs),
+}
+
+/// Arguments of `jclip info`.
+#[derive(clap::Args, Debug)]
+struct InfoArgs {
+    /// Also describe the model in this directory.
+    #[arg(long, value_name = "DIR")]
+    model: Option<std::path::PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    logger::init(cli.verbose);
+    let result = match &cli.command {
+        Command::Embed(args) => {
+            let sub = matches.subcommand_matches("embed").expect("clap parsed the embed subcommand");
+            embed::run(args, sub)
+        }
+        Command::Info(args) => info(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let mut message = format!("error: {error}");
+            let mut source = std::error::Error::source(error.as_ref());
+            while let Some(cause) = source {
+                message.push_str(&format!("\n  caused by: {cause}"));
+                source = cause.source();
+            }
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error type of every subcommand.
+type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+fn info(args: &InfoArgs) -> CliResult {
+    let detected = jclip::Isa::best_supported();
+    let supported: Vec<&str> = jclip::Isa::supported().iter().map(|isa| isa.name()).collect();
+    let kernels = jclip_kernels::Kernels::detect()?;
+    println!("jclip {}", env!("CARGO_PKG_VERSION"));
+    println!("kernel tier: {} (best supported: {detected}; supported: {})", kernels.isa(), supported.join(", "));
+    println!("threads available: {}", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if let Some(dir) = &args.model {
+        let model = jclip::Model::open(dir, &jclip::ModelOptions::default())?;
+        let text = &model.config().text;
+        println!("model: {}", dir.display());
+        println!(
+            "text tower: {} layers, hidden {}, {} heads, GEGLU {}, vocabulary {}",
+            text.num_layers, text.hidden_size, text.num_heads, text.intermediate_size, text.vocab_size
+        );
+        match &model.config().vision {
+            Some(vision) => println!(
+                "image tower: {} blocks, width {}, {} heads, SwiGLU {}, {} px in patches of {}",
+                vision.num_layers,
+                vision.width,
+                vision.num_heads(),
+                vision.mlp_hidden,
+                vision.image_size,
+                vision.patch_size
+            ),
+            None => println!("image tower: none (text-only model)"),
+        }
+        if let Some(scale) = model.logit_scale() {
+            println!("logit_scale: {scale} (exp = {})", scale.exp());
+        }
+    }
+    Ok(())
+}
