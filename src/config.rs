@@ -123,8 +123,8 @@ impl ModelConfig {
             .map_err(|e| Error::InvalidConfig { path: path.to_path_buf(), message: format!("not valid JSON: {e}") })?;
         let reader = Reader { path: path.to_path_buf() };
         let root = reader.object(&value, "the top level")?;
-        let is_clip = root.contains_key("text_config")
-            || root.get("model_type").and_then(Value::as_str) == Some("jina_clip");
+        let is_clip =
+            root.contains_key("text_config") || root.get("model_type").and_then(Value::as_str) == Some("jina_clip");
         if is_clip {
             reader.clip_config(root)
         } else if root.contains_key("hidden_size") && root.contains_key("num_hidden_layers") {
@@ -188,14 +188,21 @@ impl Reader {
     fn bool_or(&self, map: &Map<String, Value>, prefix: &str, key: &str, default: bool) -> Result<bool> {
         match map.get(key) {
             None | Some(Value::Null) => Ok(default),
-            Some(value) => {
-                value.as_bool().ok_or_else(|| self.invalid(format!("{prefix}{key} must be true or false, found {value}")))
-            }
+            Some(value) => value
+                .as_bool()
+                .ok_or_else(|| self.invalid(format!("{prefix}{key} must be true or false, found {value}"))),
         }
     }
 
     /// Rejects `key` unless it is absent, null, or one of `allowed`.
-    fn require_one_of(&self, map: &Map<String, Value>, prefix: &str, key: &str, allowed: &[&str], reason: &str) -> Result<()> {
+    fn require_one_of(
+        &self,
+        map: &Map<String, Value>,
+        prefix: &str,
+        key: &str,
+        allowed: &[&str],
+        reason: &str,
+    ) -> Result<()> {
         match map.get(key) {
             None | Some(Value::Null) => Ok(()),
             Some(value) if value.as_str().is_some_and(|s| allowed.contains(&s)) => Ok(()),
@@ -220,7 +227,12 @@ impl Reader {
                 return Err(self.unsupported("model_type", model_type, "expected \"jina_clip\""));
             }
         }
-        self.require_unset(root, "", "add_projections", "projection layers are not implemented; jina-clip-v1 has none")?;
+        self.require_unset(
+            root,
+            "",
+            "add_projections",
+            "projection layers are not implemented; jina-clip-v1 has none",
+        )?;
         self.require_unset(root, "", "truncate_dim", "Matryoshka truncation is not implemented")?;
 
         let text_value = root.get("text_config").ok_or_else(|| self.invalid("missing key text_config".into()))?;
@@ -242,7 +254,12 @@ impl Reader {
                 "the reference would fall back to a CLS pooler; only \"mean_pooler\" is implemented",
             ));
         }
-        self.require_unset(text_map, prefix, "proj_type", "a text projection is not implemented; jina-clip-v1 has none")?;
+        self.require_unset(
+            text_map,
+            prefix,
+            "proj_type",
+            "a text projection is not implemented; jina-clip-v1 has none",
+        )?;
         self.require_unset(text_map, prefix, "default_lora_task", "LoRA adapters are not implemented")?;
         self.require_unset(text_map, prefix, "default_instruction_task", "instruction prefixes are not implemented")?;
         let kwargs = match text_map.get("hf_model_config_kwargs") {
@@ -260,16 +277,33 @@ impl Reader {
     fn bert_config(&self, map: &Map<String, Value>, prefix: &str) -> Result<TextConfig> {
         let base = TextConfig::jina_bert_v2_base();
         self.require_one_of(map, prefix, "hidden_act", &["gelu"], "only exact (erf) GELU is implemented")?;
-        self.require_one_of(map, prefix, "position_embedding_type", &["alibi"], "only ALiBi positions are implemented")?;
-        self.require_one_of(map, prefix, "feed_forward_type", &["geglu"], "only the GEGLU feed-forward is implemented")?;
+        self.require_one_of(
+            map,
+            prefix,
+            "position_embedding_type",
+            &["alibi"],
+            "only ALiBi positions are implemented",
+        )?;
+        self.require_one_of(
+            map,
+            prefix,
+            "feed_forward_type",
+            &["geglu"],
+            "only the GEGLU feed-forward is implemented",
+        )?;
         self.require_one_of(map, prefix, "emb_pooler", &["mean"], "only mean pooling is implemented")?;
         self.require_unset(map, prefix, "use_qk_norm", "query/key normalisation is not implemented")?;
         self.require_unset(map, prefix, "num_loras", "LoRA adapters are not implemented")?;
         self.require_unset(map, prefix, "lora_adaptations", "LoRA adapters are not implemented")?;
         if let Some(window) = map.get("window_size") {
-            let is_global = window.is_null() || window.as_array().is_some_and(|w| w.iter().all(|v| v.as_i64() == Some(-1)));
+            let is_global =
+                window.is_null() || window.as_array().is_some_and(|w| w.iter().all(|v| v.as_i64() == Some(-1)));
             if !is_global {
-                return Err(self.unsupported(&format!("{prefix}window_size"), window, "local attention is not implemented"));
+                return Err(self.unsupported(
+                    &format!("{prefix}window_size"),
+                    window,
+                    "local attention is not implemented",
+                ));
             }
         }
         if let Some(value) = map.get("prenorm").or_else(|| map.get("pre_norm")) {
@@ -277,23 +311,22 @@ impl Reader {
                 return Err(self.unsupported(&format!("{prefix}prenorm"), value, "JinaBERT is post-LayerNorm"));
             }
         }
-        let config = TextConfig {
-            vocab_size: self.usize_or(map, prefix, "vocab_size", base.vocab_size)?,
-            hidden_size: self.usize_or(map, prefix, "hidden_size", base.hidden_size)?,
-            num_layers: self.usize_or(map, prefix, "num_hidden_layers", base.num_layers)?,
-            num_heads: self.usize_or(map, prefix, "num_attention_heads", base.num_heads)?,
-            intermediate_size: self.usize_or(map, prefix, "intermediate_size", base.intermediate_size)?,
-            type_vocab_size: self.usize_or(map, prefix, "type_vocab_size", base.type_vocab_size)?,
-            layer_norm_eps: self.f64_or(map, prefix, "layer_norm_eps", base.layer_norm_eps as f64)? as f32,
-            pad_token_id: match map.get("pad_token_id") {
-                None | Some(Value::Null) => base.pad_token_id,
-                Some(value) => value
-                    .as_u64()
-                    .filter(|&v| v <= u32::MAX as u64)
-                    .ok_or_else(|| self.invalid(format!("{prefix}pad_token_id must be a token id, found {value}")))?
-                    as u32,
-            },
-        };
+        let config =
+            TextConfig {
+                vocab_size: self.usize_or(map, prefix, "vocab_size", base.vocab_size)?,
+                hidden_size: self.usize_or(map, prefix, "hidden_size", base.hidden_size)?,
+                num_layers: self.usize_or(map, prefix, "num_hidden_layers", base.num_layers)?,
+                num_heads: self.usize_or(map, prefix, "num_attention_heads", base.num_heads)?,
+                intermediate_size: self.usize_or(map, prefix, "intermediate_size", base.intermediate_size)?,
+                type_vocab_size: self.usize_or(map, prefix, "type_vocab_size", base.type_vocab_size)?,
+                layer_norm_eps: self.f64_or(map, prefix, "layer_norm_eps", base.layer_norm_eps as f64)? as f32,
+                pad_token_id: match map.get("pad_token_id") {
+                    None | Some(Value::Null) => base.pad_token_id,
+                    Some(value) => value.as_u64().filter(|&v| v <= u32::MAX as u64).ok_or_else(|| {
+                        self.invalid(format!("{prefix}pad_token_id must be a token id, found {value}"))
+                    })? as u32,
+                },
+            };
         if config.hidden_size % config.num_heads != 0 {
             return Err(self.invalid(format!(
                 "{prefix}hidden_size {} is not divisible by num_attention_heads {}",
@@ -341,9 +374,9 @@ impl Reader {
             layer_norm_eps: VISION_LAYER_NORM_EPS,
         };
         if image_size % patch_size != 0 {
-            return Err(self.invalid(format!(
-                "{prefix}image_size {image_size} is not a multiple of patch_size {patch_size}"
-            )));
+            return Err(
+                self.invalid(format!("{prefix}image_size {image_size} is not a multiple of patch_size {patch_size}"))
+            );
         }
         if width % head_width != 0 || head_width % 2 != 0 {
             return Err(self.invalid(format!(

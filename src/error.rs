@@ -47,7 +47,9 @@ pub enum Error {
     Tokenizer { context: String, message: String },
 
     /// A token id is outside the embedding table.
-    #[error("text {index}: token id {id} is outside the embedding table of {vocab_size} rows; the tokenizer does not match the model")]
+    #[error(
+        "text {index}: token id {id} is outside the embedding table of {vocab_size} rows; the tokenizer does not match the model"
+    )]
     TokenOutOfRange { index: usize, id: u32, vocab_size: usize },
 
     /// A text is longer than the token limit and truncation is off.

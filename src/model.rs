@@ -122,11 +122,9 @@ fn resolve_threads(requested: Option<usize>) -> Result<usize> {
         if !value.trim().is_empty() {
             return match value.trim().parse::<usize>() {
                 Ok(threads) if threads > 0 => Ok(threads),
-                _ => Err(Error::InvalidOption {
-                    name: THREADS_ENV,
-                    value,
-                    reason: "expected a positive integer".into(),
-                }),
+                _ => {
+                    Err(Error::InvalidOption { name: THREADS_ENV, value, reason: "expected a positive integer".into() })
+                }
             };
         }
     }
@@ -168,7 +166,17 @@ impl Model {
         let text = pool.install(|| TextTower::load(&checkpoint, &config.text))?;
         let logit_scale = names::logit_scale(&checkpoint)?;
         log::debug!("opened {} with the {} kernels on {threads} threads", dir.display(), kernels.isa());
-        Ok(Model { dir, config, kernels, pool, threads, batch_tokens: options.batch_tokens, tokenizer, text, logit_scale })
+        Ok(Model {
+            dir,
+            config,
+            kernels,
+            pool,
+            threads,
+            batch_tokens: options.batch_tokens,
+            tokenizer,
+            text,
+            logit_scale,
+        })
     }
 
     /// The configuration read from `config.json`.
@@ -229,8 +237,9 @@ impl Model {
             if tokens.ids.iter().all(|&id| id == pad) {
                 return Err(Error::Tokenizer {
                     context: format!("text {index}"),
-                    message: "the tokenizer produced only padding tokens; check that tokenizer.json adds [CLS] and [SEP]"
-                        .into(),
+                    message:
+                        "the tokenizer produced only padding tokens; check that tokenizer.json adds [CLS] and [SEP]"
+                            .into(),
                 });
             }
             encoded.push(tokens);

@@ -316,7 +316,8 @@ fn plan(options: &SynthOptions) -> Vec<TensorPlan> {
         );
     }
     for part in ["weight", "bias"] {
-        let stored = if classic { format!("{prefix}embeddings.LayerNorm.{part}") } else { format!("{prefix}emb_ln.{part}") };
+        let stored =
+            if classic { format!("{prefix}embeddings.LayerNorm.{part}") } else { format!("{prefix}emb_ln.{part}") };
         renamed(&mut plans, stored, format!("{flash}emb_ln.{part}"), vec![h]);
     }
     for i in 0..s.text_layers {
@@ -352,7 +353,12 @@ fn plan(options: &SynthOptions) -> Vec<TensorPlan> {
                     _ => vec![h],
                 };
                 for part in ["weight", "bias"] {
-                    renamed(&mut plans, format!("{layer}{stored}.{part}"), format!("{source}{flash_name}.{part}"), shape_of(part));
+                    renamed(
+                        &mut plans,
+                        format!("{layer}{stored}.{part}"),
+                        format!("{source}{flash_name}.{part}"),
+                        shape_of(part),
+                    );
                 }
             }
             renamed(

@@ -42,7 +42,10 @@ pub struct TextTokenizer {
 
 impl std::fmt::Debug for TextTokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TextTokenizer").field("max_length", &self.max_length).field("truncation", &self.truncation).finish()
+        f.debug_struct("TextTokenizer")
+            .field("max_length", &self.max_length)
+            .field("truncation", &self.truncation)
+            .finish()
     }
 }
 

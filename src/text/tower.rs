@@ -146,7 +146,12 @@ impl TextTower {
     ///
     /// Token ids must be below the vocabulary size (checked by the caller),
     /// and every text must contain a token other than padding.
-    pub fn forward(&self, kernels: &Kernels, batch: &TokenBatch, mut observer: Option<HiddenStateObserver<'_>>) -> Vec<f32> {
+    pub fn forward(
+        &self,
+        kernels: &Kernels,
+        batch: &TokenBatch,
+        mut observer: Option<HiddenStateObserver<'_>>,
+    ) -> Vec<f32> {
         let config = &self.config;
         let (tokens, hidden) = (batch.tokens(), config.hidden_size);
         let (heads, head_dim) = (config.num_heads, config.head_dim());
@@ -184,7 +189,15 @@ impl TextTower {
         for (index, layer) in self.layers.iter().enumerate() {
             // Self-attention with ALiBi over each text.   qkv: [T, 3H] -> context: [T, H]
             layer.qkv.forward(kernels, &h, tokens, &mut qkv);
-            kernels.attention(&qkv, &qkv[hidden..], &qkv[2 * hidden..], 3 * hidden, &batch.segments, &attention, &mut context);
+            kernels.attention(
+                &qkv,
+                &qkv[hidden..],
+                &qkv[2 * hidden..],
+                3 * hidden,
+                &batch.segments,
+                &attention,
+                &mut context,
+            );
             // h1 = LayerNorm(h + out_proj(context))
             layer.out_proj.forward_add(kernels, &context, tokens, &h, &mut h1);
             layer.norm1.forward(kernels, &mut h1);

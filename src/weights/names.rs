@@ -36,6 +36,8 @@ pub struct LinearTensors<'a> {
 }
 
 /// The query, key and value projections of a text layer.
+// Lives only while the model loads, so the variants' size difference is harmless.
+#[allow(clippy::large_enum_variant)]
 pub enum QkvTensors<'a> {
     /// One `[3·hidden, hidden]` matrix, rows ordered q, k, v (flash-attn `Wqkv`).
     Fused(LinearTensors<'a>),
@@ -210,7 +212,12 @@ pub fn text_tensors<'a>(checkpoint: &'a Checkpoint, config: &TextConfig) -> Resu
         let layer = format!("{layer_path}.{i}");
         let tensors = match naming {
             TextNaming::Flash => TextLayerTensors {
-                qkv: QkvTensors::Fused(lookup.linear(&format!("{layer}.mixer.Wqkv"), 3 * hidden, hidden, Bias::Required)?),
+                qkv: QkvTensors::Fused(lookup.linear(
+                    &format!("{layer}.mixer.Wqkv"),
+                    3 * hidden,
+                    hidden,
+                    Bias::Required,
+                )?),
                 out_proj: lookup.linear(&format!("{layer}.mixer.out_proj"), hidden, hidden, Bias::Required)?,
                 norm1: lookup.norm(&format!("{layer}.norm1"), hidden)?,
                 gated_layers: lookup.linear(&format!("{layer}.mlp.gated_layers"), 2 * inner, hidden, Bias::Optional)?,
@@ -227,9 +234,19 @@ pub fn text_tensors<'a>(checkpoint: &'a Checkpoint, config: &TextConfig) -> Resu
                         key: projection("key")?,
                         value: projection("value")?,
                     },
-                    out_proj: lookup.linear(&format!("{layer}.attention.output.dense"), hidden, hidden, Bias::Required)?,
+                    out_proj: lookup.linear(
+                        &format!("{layer}.attention.output.dense"),
+                        hidden,
+                        hidden,
+                        Bias::Required,
+                    )?,
                     norm1: lookup.norm(&format!("{layer}.attention.output.LayerNorm"), hidden)?,
-                    gated_layers: lookup.linear(&format!("{layer}.mlp.gated_layers"), 2 * inner, hidden, Bias::Optional)?,
+                    gated_layers: lookup.linear(
+                        &format!("{layer}.mlp.gated_layers"),
+                        2 * inner,
+                        hidden,
+                        Bias::Optional,
+                    )?,
                     wo: lookup.linear(&format!("{layer}.mlp.wo"), hidden, inner, Bias::Required)?,
                     norm2: lookup.norm(&format!("{layer}.mlp.layernorm"), hidden)?,
                 }
@@ -270,7 +287,11 @@ pub fn vision_tensors<'a>(checkpoint: &'a Checkpoint, config: &VisionConfig) -> 
     for i in 0..config.num_layers {
         let block = format!("blocks.{i}");
         let bias = |name: &str| -> Result<Option<TensorRef<'a>>> {
-            if config.qkv_bias { lookup.required(&format!("{block}.attn.{name}"), &[width]).map(Some) } else { Ok(None) }
+            if config.qkv_bias {
+                lookup.required(&format!("{block}.attn.{name}"), &[width]).map(Some)
+            } else {
+                Ok(None)
+            }
         };
         blocks.push(VisionBlockTensors {
             norm1: lookup.norm(&format!("{block}.norm1"), width)?,

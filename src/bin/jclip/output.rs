@@ -100,7 +100,8 @@ mod tests {
     #[test]
     fn npy_header_is_aligned() {
         let embedding = [1.0f32, 2.0];
-        let records = [Record { kind: "text", input: "a", tokens: Some(3), truncated: Some(false), embedding: &embedding }];
+        let records =
+            [Record { kind: "text", input: "a", tokens: Some(3), truncated: Some(false), embedding: &embedding }];
         let mut bytes = Vec::new();
         write(&mut bytes, Format::Npy, "m", true, &records).unwrap();
         let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;

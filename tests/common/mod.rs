@@ -1,0 +1,77 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use jclip::synth::{Preset, SynthDtype, SynthNaming, SynthOptions, write_model_dir};
+
+/// Writes a synthetic model directory into a fresh temporary directory.
+pub fn synth_model(preset: Preset, naming: SynthNaming, dtype: SynthDtype) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("create a temporary directory");
+    let options = SynthOptions { preset, seed: preset.default_seed(), dtype, naming };
+    write_model_dir(dir.path(), &options).expect("write a synthetic model");
+    dir
+}
+
+/// Returns the largest absolute difference, after checking the lengths agree.
+pub fn max_abs_diff(actual: &[f32], expected: &[f32]) -> f32 {
+    assert_eq!(actual.len(), expected.len(), "lengths differ");
+    actual.iter().zip(expected).map(|(a, e)| (a - e).abs()).fold(0.0, f32::max)
+}
+
+/// Asserts `actual` is within `tolerance` of `expected` everywhere, naming the first mismatch.
+pub fn assert_close(actual: &[f32], expected: &[f32], tolerance: f32, what: &str) {
+    assert_eq!(actual.len(), expected.len(), "{what}: {} values, expected {}", actual.len(), expected.len());
+    for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+        assert!(
+            (a - e).abs() <= tolerance,
+            "{what}: element {i} is {a}, expected {e} (max difference {}, tolerance {tolerance})",
+            max_abs_diff(actual, expected)
+        );
+    }
+}
+
+/// Cosine similarity in f64.
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum();
+    let na: f64 = a.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+/// Copies every file of `from` into `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+/// A tensor as raw little-endian bytes, for rewriting checkpoints in tests.
+pub struct RawTensor {
+    pub dtype: safetensors::Dtype,
+    pub shape: Vec<usize>,
+    pub data: Vec<u8>,
+}
+
+/// Rewrites `dir/model.safetensors`: `edit` may change or drop (`None`) each tensor.
+pub fn rewrite_checkpoint(dir: &Path, mut edit: impl FnMut(&str, RawTensor) -> Option<RawTensor>) {
+    let path = dir.join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut kept: Vec<(String, RawTensor)> = Vec::new();
+    for (name, view) in tensors.tensors() {
+        let raw = RawTensor { dtype: view.dtype(), shape: view.shape().to_vec(), data: view.data().to_vec() };
+        if let Some(raw) = edit(&name, raw) {
+            kept.push((name, raw));
+        }
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = kept
+        .iter()
+        .map(|(name, raw)| {
+            (name.clone(), safetensors::tensor::TensorView::new(raw.dtype, raw.shape.clone(), &raw.data).unwrap())
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &path).unwrap();
+}

@@ -1,0 +1,221 @@
+//! Bad model directories and inputs give typed errors that name the culprit.
+
+mod common;
+
+use common::{RawTensor, rewrite_checkpoint, synth_model};
+use jclip::synth::{Preset, SynthDtype, SynthNaming};
+use jclip::{Error, Model, ModelOptions};
+
+fn tiny() -> tempfile::TempDir {
+    synth_model(Preset::Tiny, SynthNaming::Flash, SynthDtype::F32)
+}
+
+fn open_error(dir: &std::path::Path) -> Error {
+    Model::open(dir, &ModelOptions::default()).expect_err("opening should fail")
+}
+
+const WQKV: &str = "text_model.transformer.encoder.layers.1.mixer.Wqkv.weight";
+
+#[test]
+fn missing_tensor_is_named() {
+    let dir = tiny();
+    rewrite_checkpoint(dir.path(), |name, raw| (name != WQKV).then_some(raw));
+    match open_error(dir.path()) {
+        Error::MissingTensor { name, .. } => assert_eq!(name, WQKV),
+        other => panic!("expected MissingTensor, got {other}"),
+    }
+}
+
+#[test]
+fn wrong_shape_names_tensor_and_shapes() {
+    let dir = tiny();
+    rewrite_checkpoint(dir.path(), |name, raw| {
+        if name == WQKV {
+            // Drop the last row: [288, 96] becomes [287, 96].
+            let row_bytes = raw.shape[1] * 4;
+            Some(RawTensor {
+                dtype: raw.dtype,
+                shape: vec![raw.shape[0] - 1, raw.shape[1]],
+                data: raw.data[row_bytes..].to_vec(),
+            })
+        } else {
+            Some(raw)
+        }
+    });
+    let error = open_error(dir.path());
+    let message = error.to_string();
+    match error {
+        Error::TensorShape { name, expected, actual } => {
+            assert_eq!(name, WQKV);
+            assert_eq!(expected, vec![288, 96]);
+            assert_eq!(actual, vec![287, 96]);
+        }
+        other => panic!("expected TensorShape, got {other}"),
+    }
+    assert!(message.contains("[287, 96]") && message.contains("[288, 96]"), "{message}");
+}
+
+#[test]
+fn unreadable_dtype_is_rejected() {
+    let dir = tiny();
+    let name = "text_model.transformer.emb_ln.weight";
+    rewrite_checkpoint(dir.path(), |n, raw| {
+        if n == name {
+            let count: usize = raw.shape.iter().product();
+            Some(RawTensor { dtype: safetensors::Dtype::I32, shape: raw.shape, data: vec![0; count * 4] })
+        } else {
+            Some(raw)
+        }
+    });
+    match open_error(dir.path()) {
+        Error::TensorDtype { name: found, dtype } => {
+            assert_eq!(found, name);
+            assert_eq!(dtype, "I32");
+        }
+        other => panic!("expected TensorDtype, got {other}"),
+    }
+}
+
+#[test]
+fn missing_files_are_named() {
+    for file in ["config.json", "tokenizer.json", "model.safetensors"] {
+        let dir = tiny();
+        std::fs::remove_file(dir.path().join(file)).unwrap();
+        match open_error(dir.path()) {
+            Error::MissingFile { path, .. } => assert!(path.ends_with(file), "{file}: {}", path.display()),
+            other => panic!("{file}: expected MissingFile, got {other}"),
+        }
+    }
+}
+
+#[test]
+fn missing_directory_is_named() {
+    match open_error(std::path::Path::new("/nonexistent/jclip-model")) {
+        Error::MissingFile { path, .. } => assert!(path.ends_with("jclip-model")),
+        other => panic!("expected MissingFile, got {other}"),
+    }
+}
+
+#[test]
+fn truncated_checkpoint_is_reported() {
+    let dir = tiny();
+    let path = dir.path().join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    for keep in [bytes.len() - 1, bytes.len() / 2, 100, 4, 0] {
+        std::fs::write(&path, &bytes[..keep]).unwrap();
+        match open_error(dir.path()) {
+            Error::InvalidCheckpoint { path: found, message } => {
+                assert_eq!(found, path, "{keep} bytes");
+                assert!(message.contains("truncated"), "{keep} bytes: {message}");
+            }
+            other => panic!("{keep} bytes: expected InvalidCheckpoint, got {other}"),
+        }
+    }
+}
+
+#[test]
+fn config_with_unsupported_pooler_is_rejected() {
+    let dir = tiny();
+    let path = dir.path().join("config.json");
+    let config = std::fs::read_to_string(&path).unwrap().replace("\"mean_pooler\"", "\"cls_pooler\"");
+    std::fs::write(&path, config).unwrap();
+    match open_error(dir.path()) {
+        Error::UnsupportedConfig { key, value, .. } => {
+            assert_eq!(key, "text_config.pooler_type");
+            assert_eq!(value, "\"cls_pooler\"");
+        }
+        other => panic!("expected UnsupportedConfig, got {other}"),
+    }
+}
+
+#[test]
+fn config_and_weights_layer_count_mismatch() {
+    let dir = tiny();
+    let path = dir.path().join("config.json");
+    let config =
+        std::fs::read_to_string(&path).unwrap().replace("\"num_hidden_layers\": 3", "\"num_hidden_layers\": 2");
+    std::fs::write(&path, config).unwrap();
+    match open_error(dir.path()) {
+        Error::InvalidCheckpoint { message, .. } => assert!(message.contains("layer"), "{message}"),
+        other => panic!("expected InvalidCheckpoint, got {other}"),
+    }
+}
+
+#[test]
+fn token_outside_the_table_is_an_error() {
+    // A model whose embedding table has 2000 rows, with the full BERT tokenizer.
+    let dir = tiny();
+    let rows = 2000;
+    rewrite_checkpoint(dir.path(), |name, raw| {
+        if name.ends_with("word_embeddings.weight") {
+            let row_bytes = raw.shape[1] * 4;
+            Some(RawTensor {
+                dtype: raw.dtype,
+                shape: vec![rows, raw.shape[1]],
+                data: raw.data[..rows * row_bytes].to_vec(),
+            })
+        } else {
+            Some(raw)
+        }
+    });
+    let path = dir.path().join("config.json");
+    let config = std::fs::read_to_string(&path).unwrap().replace("\"vocab_size\": 30528", "\"vocab_size\": 2000");
+    std::fs::write(&path, config).unwrap();
+    let model = Model::open(dir.path(), &ModelOptions::default()).unwrap();
+    // "hi" is id 7632, outside 2000 rows; [CLS] 101 and [SEP] 102 are inside.
+    match model.embed_texts(&["", "hi"], true).unwrap_err() {
+        Error::TokenOutOfRange { index, id, vocab_size } => {
+            assert_eq!(index, 1);
+            assert_eq!(id, 7632);
+            assert_eq!(vocab_size, 2000);
+        }
+        other => panic!("expected TokenOutOfRange, got {other}"),
+    }
+}
+
+#[test]
+fn zero_threads_is_an_invalid_option() {
+    let dir = tiny();
+    match Model::open(dir.path(), &ModelOptions::default().threads(0)).unwrap_err() {
+        Error::InvalidOption { name, .. } => assert_eq!(name, "threads"),
+        other => panic!("expected InvalidOption, got {other}"),
+    }
+}
+
+#[test]
+fn max_length_must_leave_room_for_text() {
+    let dir = tiny();
+    match Model::open(dir.path(), &ModelOptions::default().max_length(2)).unwrap_err() {
+        Error::InvalidOption { name, .. } => assert_eq!(name, "max_length"),
+        other => panic!("expected InvalidOption, got {other}"),
+    }
+}
+
+#[test]
+fn sharded_checkpoint_loads() {
+    let single = tiny();
+    let expected = Model::open(single.path(), &ModelOptions::default()).unwrap().embed_texts(&["a cat"], true).unwrap();
+
+    // Split the tensors into two shards listed by an index file.
+    let sharded = tiny();
+    let bytes = std::fs::read(sharded.path().join("model.safetensors")).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut shards: [Vec<(String, safetensors::tensor::TensorView<'_>)>; 2] = [Vec::new(), Vec::new()];
+    let mut weight_map = serde_json::Map::new();
+    for (name, view) in tensors.tensors() {
+        let shard = usize::from(name.starts_with("vision_model.") || name.contains("layers.2"));
+        let file = format!("model-0000{}-of-00002.safetensors", shard + 1);
+        weight_map.insert(name.clone(), serde_json::Value::String(file));
+        shards[shard].push((name, view));
+    }
+    for (shard, views) in shards.into_iter().enumerate() {
+        let file = sharded.path().join(format!("model-0000{}-of-00002.safetensors", shard + 1));
+        safetensors::serialize_to_file(views, None, &file).unwrap();
+    }
+    std::fs::remove_file(sharded.path().join("model.safetensors")).unwrap();
+    let index = serde_json::json!({"metadata": {"total_size": 0}, "weight_map": weight_map});
+    std::fs::write(sharded.path().join("model.safetensors.index.json"), index.to_string()).unwrap();
+
+    let got = Model::open(sharded.path(), &ModelOptions::default()).unwrap().embed_texts(&["a cat"], true).unwrap();
+    assert_eq!(got, expected);
+}
