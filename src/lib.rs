@@ -18,6 +18,7 @@ pub mod layers;
 pub mod model;
 pub mod synth;
 pub mod text;
+pub mod vision;
 pub mod weights;
 
 pub use error::{Error, Result};
