@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
+from torchvision import transforms
 
 import encode
-from checkpoint import Checkpoint
+from checkpoint import Checkpoint, read_json
 from vision_tower import load_pixels, make_transform
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +38,7 @@ def max_abs_diff(actual, expected) -> float:
 def check_case(golden_dir: Path, case: str) -> dict:
     """Return the maximum absolute differences of one golden checkpoint, keyed by output."""
     ckpt = Checkpoint.load(golden_dir / case)
-    expected = _read_json(golden_dir / case / "expected.json")
+    expected = read_json(golden_dir / case / "expected.json")
     tokenizer = encode.load_tokenizer(golden_dir / case / "tokenizer.json")
     diffs = {}
 
@@ -77,9 +79,6 @@ def check_case(golden_dir: Path, case: str) -> dict:
 
 def _resized_u8_diff(golden_dir: Path, name: str, preprocessor: dict) -> float:
     """Compare the resized and cropped uint8 image with the golden `pixels/NAME.u8.npy`."""
-    from PIL import Image
-    from torchvision import transforms
-
     size = preprocessor["size"]
     resize_crop = transforms.Compose([
         transforms.Resize(size, interpolation=transforms.InterpolationMode.BICUBIC),
@@ -89,12 +88,6 @@ def _resized_u8_diff(golden_dir: Path, name: str, preprocessor: dict) -> float:
         ours = np.asarray(resize_crop(image.convert("RGB")), dtype=np.int16)
     golden = np.load(golden_dir / "pixels" / f"{name}.u8.npy").astype(np.int16)
     return max_abs_diff(ours, golden)
-
-
-def _read_json(path: Path):
-    import json
-
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def main(argv=None) -> int:

@@ -129,6 +129,10 @@ def write_checkpoint(out_dir: Path, config: dict, tensors: dict, tokenizer_path:
     shutil.copyfile(tokenizer_path, out_dir / "tokenizer.json")
 
 
+def read_json(path: Path):
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
 def write_json(path: Path, value) -> None:
     """Write JSON with two-space indentation and a final newline, keeping key order."""
     path.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -145,8 +149,8 @@ class Checkpoint:
     def load(cls, directory: Path) -> "Checkpoint":
         """Read a checkpoint directory, converting classic text names to flash names."""
         directory = Path(directory)
-        config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
-        preprocessor = json.loads((directory / "preprocessor_config.json").read_text(encoding="utf-8"))
+        config = read_json(directory / "config.json")
+        preprocessor = read_json(directory / "preprocessor_config.json")
         tensors = load_file(str(directory / "model.safetensors"))
         if any(_CLASSIC_LAYER.match(name) for name in tensors):
             tensors = classic_to_flash(tensors)
