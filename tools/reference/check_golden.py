@@ -1,6 +1,6 @@
 """Compare this reference with the independently computed golden outputs.
 
-The golden set holds checkpoints `tiny-f32/` and `tiny-f16/` with `expected.json`, the photos in
+The golden set contains checkpoints `tiny-f32/` and `tiny-f16/` with `expected.json`, the photos in
 `images/` and the resized uint8 pixels in `pixels/`. This script recomputes every text and image
 embedding with this reference and prints the maximum absolute differences.
 """
@@ -21,7 +21,7 @@ from vision_tower import load_pixels, make_transform
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_GOLDEN_DIR = REPO_ROOT.parent / "shared" / "golden"
 GOLDEN_CASES = ("tiny-f32", "tiny-f16")
-# Bound on the largest golden difference; golden was made with the same libraries in float32.
+# Largest accepted difference. The golden outputs come from the same libraries in float32.
 TOLERANCE = 1e-5
 # (channel, row, column) of the five pixel values in expected.json's pixel_checksum.
 PIXEL_CHECKSUM_POSITIONS = [(0, 0, 0), (1, 112, 112), (2, 223, 223), (0, 17, 200), (1, 111, 3)]

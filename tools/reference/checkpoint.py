@@ -1,9 +1,9 @@
 """Write and read checkpoint directories in the Hugging Face layout of jinaai/jina-clip-v1.
 
-A directory holds `config.json`, `model.safetensors`, `tokenizer.json` and
+A directory contains `config.json`, `model.safetensors`, `tokenizer.json` and
 `preprocessor_config.json`. Text tensors use either the flash-attn names of the real checkpoint
 (`encoder.layers.N.mixer.Wqkv`, ...) or the classic JinaBERT names
-(`encoder.layer.N.attention.self.query`, ...); both load to the same tower.
+(`encoder.layer.N.attention.self.query`, ...), and both load to the same tower.
 """
 
 import json
@@ -120,7 +120,7 @@ def write_checkpoint(out_dir: Path, config: dict, tensors: dict, tokenizer_path:
                      image_size: int, naming: str = "flash") -> None:
     """Write a checkpoint directory from flash-named tensors."""
     if naming not in NAMINGS:
-        raise ValueError(f"unknown tensor naming {naming!r}; expected one of {NAMINGS}")
+        raise ValueError(f"invalid tensor naming {naming!r}: expected one of {NAMINGS}")
     out_dir.mkdir(parents=True, exist_ok=True)
     stored = flash_to_classic(tensors) if naming == "classic" else tensors
     save_file(stored, str(out_dir / "model.safetensors"), metadata=SAFETENSORS_METADATA)

@@ -23,7 +23,7 @@ def load_tokenizer(path: Path) -> Tokenizer:
 
 
 def tokenize(tokenizer: Tokenizer, text: str) -> list:
-    """Return the ids the text tower sees for one text, [CLS] and [SEP] included."""
+    """Return the ids the text tower receives for one text, [CLS] and [SEP] included."""
     return tokenizer.encode(text).ids
 
 
@@ -33,7 +33,7 @@ def l2_normalize(embeddings: torch.Tensor) -> torch.Tensor:
 
 
 def pad_batch(ids_list: list) -> torch.Tensor:
-    """Right-pad token id lists with id 0 to the longest one; return int64 [B, T]."""
+    """Right-pad token id lists with id 0 to the longest one, as int64 [B, T]."""
     longest = max(len(ids) for ids in ids_list)
     batch = torch.full((len(ids_list), longest), PAD_TOKEN_ID, dtype=torch.int64)
     for row, ids in enumerate(ids_list):
@@ -43,25 +43,25 @@ def pad_batch(ids_list: list) -> torch.Tensor:
 
 @torch.inference_mode()
 def text_hidden_states(tower: JinaBertTextTower, ids: list) -> list:
-    """Run one unpadded text; return its hidden states, each [T, H]."""
+    """Run one unpadded text and return its hidden states, each [T, H]."""
     states = tower.forward_hidden_states(torch.tensor([ids], dtype=torch.int64))
     return [state[0] for state in states]
 
 
 @torch.inference_mode()
 def text_embeddings(tower: JinaBertTextTower, ids_list: list) -> torch.Tensor:
-    """Embed texts one at a time (no padding); return the unnormalised embeddings [B, H]."""
+    """Embed texts one at a time, without padding, and return unnormalised embeddings [B, H]."""
     return torch.cat([tower(torch.tensor([ids], dtype=torch.int64)) for ids in ids_list])
 
 
 @torch.inference_mode()
 def text_embeddings_batched(tower: JinaBertTextTower, ids_list: list) -> torch.Tensor:
-    """Embed texts in one right-padded batch; return the unnormalised embeddings [B, H]."""
+    """Embed texts in one right-padded batch and return unnormalised embeddings [B, H]."""
     return tower(pad_batch(ids_list))
 
 
 @torch.inference_mode()
 def image_outputs(model, pixels: torch.Tensor):
-    """Run images [B, 3, S, S]; return (hidden states [B, N, W] per layer, embeddings [B, W])."""
+    """Run images [B, 3, S, S] and return (hidden states [B, N, W] per layer, embeddings [B, W])."""
     states = image_hidden_states(model, pixels)
     return states, image_embedding(model, states[-1])

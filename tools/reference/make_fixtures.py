@@ -57,7 +57,7 @@ LONG_TEXT_PARAGRAPH = (
 )
 LONG_TEXT = " ".join(f"Part {part}. {LONG_TEXT_PARAGRAPH}" for part in range(1, 11))
 MIN_LONG_TEXT_PIECES = 600
-# Every file committed under tests/fixtures/ stays below this size.
+# Size limit of each fixture file, checked on every safetensors file written here.
 MAX_FIXTURE_BYTES = 3_000_000
 
 
@@ -69,15 +69,15 @@ class Case:
     # Indices into the image list: images stored with pixels, and images with hidden states.
     pixel_images: tuple
     hidden_state_images: tuple
-    # None keeps every text; otherwise the texts whose value is listed, in this order.
+    # The texts to run, in this order. None runs every fixture text.
     text_subset: tuple = None
     images: tuple = GOLDEN_IMAGES
 
 
 CASES = {
-    # NOTE: tiny-f32 stores the pixels of 4 of the 5 photos: all five (3.0 MB of float32) plus
-    # the hidden states would push the file over the 3 MB limit on fixture files. coffee.png is
-    # left out; tiny-bf16 uses the same 224-pixel inputs.
+    # NOTE: tiny-f32 stores the pixels of 4 of the 5 photos, because all five (3.0 MB of float32)
+    # plus the hidden states would exceed the 3 MB fixture limit. coffee.png has no pixels here,
+    # and tiny-bf16 has the same 224-pixel inputs.
     "tiny-f32": Case("tiny", "f32", True, pixel_images=(0, 1, 2, 4), hidden_state_images=(0, 1)),
     "tiny-bf16": Case("tiny", "bf16", True, pixel_images=(), hidden_state_images=(0, 1)),
     "small-grid": Case("small-grid", "f32", True, pixel_images=(0, 1, 2, 3, 4), hidden_state_images=(0, 1)),
@@ -148,7 +148,7 @@ def make_case(name: str, case: Case, golden_dir: Path, work_dir: Path) -> None:
 
 
 def run_texts(ckpt: Checkpoint, case: Case, golden_dir: Path, outputs: dict) -> list:
-    """Embed the case's texts one at a time; fill `outputs` and return the JSON entries."""
+    """Embed the case's texts one at a time, add the tensors to `outputs`, return the JSON entries."""
     texts = fixture_texts(golden_dir)
     if case.text_subset is not None:
         missing = [t for t in case.text_subset if t not in texts]
@@ -184,7 +184,7 @@ def run_texts(ckpt: Checkpoint, case: Case, golden_dir: Path, outputs: dict) -> 
 
 
 def run_images(ckpt: Checkpoint, case: Case, golden_dir: Path, outputs: dict) -> list:
-    """Embed the case's images one at a time; fill `outputs` and return the JSON entries."""
+    """Embed the case's images one at a time, add the tensors to `outputs`, return the JSON entries."""
     transform = make_transform(ckpt.preprocessor)
     model = ckpt.vision_tower()
     entries = []
@@ -212,7 +212,7 @@ def run_images(ckpt: Checkpoint, case: Case, golden_dir: Path, outputs: dict) ->
 def make_trimmed_golden(golden_dir: Path) -> None:
     """Copy the golden checkpoints without the unused rows of the word embedding table.
 
-    `weights.safetensors` holds every tensor of `model.safetensors` unchanged, except the word
+    `weights.safetensors` contains every tensor of `model.safetensors` unchanged, except the word
     embeddings, which become `golden.word_embedding_rows` (I64 sorted distinct ids of the golden
     texts) and `golden.word_embedding_values` ([rows, H], the stored dtype).
     """
@@ -238,13 +238,13 @@ def check_size(path: Path) -> None:
     size = path.stat().st_size
     if size > MAX_FIXTURE_BYTES:
         raise RuntimeError(
-            f"{path} is {size} bytes, over the {MAX_FIXTURE_BYTES}-byte fixture limit; "
-            "store fewer pixel or hidden-state tensors for this case"
+            f"{path} is {size} bytes, over the {MAX_FIXTURE_BYTES}-byte fixture limit: "
+            "store fewer pixel or hidden-state tensors for this case in CASES"
         )
 
 
 def copy_shared_inputs(golden_dir: Path) -> None:
-    """Copy the tokenizer and any missing photo; reject a photo whose bytes differ."""
+    """Copy the tokenizer and any missing photo, and raise if an existing photo has other bytes."""
     TOKENIZER_FIXTURE.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(golden_dir / "tiny-f32" / "tokenizer.json", TOKENIZER_FIXTURE)
 
@@ -255,7 +255,7 @@ def copy_shared_inputs(golden_dir: Path) -> None:
         if not target.exists():
             shutil.copyfile(source, target)
         elif target.read_bytes() != source.read_bytes():
-            raise RuntimeError(f"{target} differs from {source}; the fixture photos must be the golden bytes")
+            raise RuntimeError(f"{target} differs from {source}: the fixture photos must be byte-identical to the golden ones")
 
 
 def main(argv=None) -> int:
@@ -267,7 +267,7 @@ def main(argv=None) -> int:
     parser.add_argument("--golden-dir", type=Path, default=DEFAULT_GOLDEN_DIR,
                         help="golden set directory with texts.json, images/ and tiny-f32/ (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads; keep 1 so reruns reproduce the same bytes")
+                        help="torch CPU threads (keep 1 so that reruns reproduce the same bytes)")
     args = parser.parse_args(argv)
     if not (args.all or args.case or args.trimmed_golden):
         parser.error("nothing to do: pass --all, --case NAME or --trimmed-golden")

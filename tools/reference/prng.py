@@ -17,7 +17,7 @@ FNV_OFFSET_BASIS = 0xCBF29CE484222325
 FNV_PRIME = 0x100000001B3
 U64_MASK = (1 << 64) - 1
 
-# Number of elements generated per numpy pass; bounds the temporary u64 arrays to ~64 MiB each.
+# Elements generated per numpy pass, which bounds each temporary u64 array to 64 MiB.
 CHUNK_ELEMENTS = 1 << 23
 
 # Roles decide how the uniform draw x in [-1, 1) becomes a weight value.

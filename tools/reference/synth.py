@@ -17,7 +17,7 @@ DEFAULT_TOKENIZER = REPO_ROOT / "tests" / "fixtures" / "tokenizer.json"
 
 def synthesize(preset_name: str, out_dir: Path, dtype: str = "f32", naming: str = "flash",
                seed: int = None, tokenizer: Path = DEFAULT_TOKENIZER) -> dict:
-    """Generate and write one checkpoint directory; return its config."""
+    """Generate and write one checkpoint directory, and return its config."""
     preset = presets.PRESETS[preset_name]
     seed = preset.seed if seed is None else seed
     config = presets.clip_config(preset, dtype)

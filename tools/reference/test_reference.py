@@ -1,4 +1,4 @@
-"""Self-checks of the reference tool; run with `python -m pytest tools/reference`.
+"""Self-checks of the reference tool, run with `python -m pytest tools/reference`.
 
 They use only files of this repository (tests/fixtures/) and checkpoints they generate.
 """

@@ -1,7 +1,7 @@
 """JinaBERT v2 text tower of jina-clip-v1, written from its description in plain PyTorch.
 
 The module uses the flash-attn style checkpoint names (`emb_ln`, `encoder.layers.N.mixer.Wqkv`,
-`norm1`, `mlp.gated_layers`, `mlp.wo`, `norm2`); `checkpoint.py` converts classic names.
+`norm1`, `mlp.gated_layers`, `mlp.wo`, `norm2`). `checkpoint.py` converts classic names.
 Shapes: B batch, T tokens, H hidden, A heads, D head dim (H = A * D), I GEGLU inner size.
 """
 
@@ -81,7 +81,7 @@ class SelfAttention(nn.Module):
         self.out_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=True)
 
     def forward(self, hidden: torch.Tensor, score_bias: torch.Tensor) -> torch.Tensor:
-        # hidden [B, T, H]; score_bias [B, A, T, T] = ALiBi + padding mask.
+        # hidden is [B, T, H] and score_bias [B, A, T, T] (ALiBi plus padding mask).
         batch, tokens, width = hidden.shape
         qkv = self.Wqkv(hidden).view(batch, tokens, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, A, T, D]

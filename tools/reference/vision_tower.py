@@ -7,16 +7,19 @@ Shapes: B batch, N tokens (1 + grid^2), W width, S image size.
 
 import re
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from PIL import Image
+from timm.layers import LayerNorm
 from timm.models.eva import Eva
 from torchvision import transforms
 
 VISION_PREFIX = "vision_model."
+# Every LayerNorm of the tower, including the attention and MLP sub-LNs.
 LAYER_NORM_EPS = 1e-6
 
-# jina name fragment -> timm name fragment; every other name is the same in both.
+# jina name fragment -> timm name fragment. Every other name is the same in both.
 _JINA_TO_TIMM = [
     (re.compile(r"\.mlp\.w1\."), ".mlp.fc1_g."),
     (re.compile(r"\.mlp\.w2\."), ".mlp.fc1_x."),
@@ -68,7 +71,7 @@ class VisionConfig:
         for key, expected in expected_flags.items():
             if vision.get(key) != expected:
                 raise ValueError(
-                    f"vision_config.{key} = {vision.get(key)!r} is not supported; "
+                    f"vision_config.{key} = {vision.get(key)!r} is not supported: "
                     f"the jina-clip-v1 reference needs {expected!r}"
                 )
         if vision["embed_dim"] != vision["width"]:
@@ -116,6 +119,7 @@ def build_eva(config: VisionConfig) -> Eva:
         scale_attn_inner=True,
         use_rot_pos_emb=True,
         ref_feat_shape=(reference, reference),
+        norm_layer=partial(LayerNorm, eps=LAYER_NORM_EPS),
     )
 
 
@@ -161,9 +165,9 @@ def make_transform(preprocessor_config: dict) -> transforms.Compose:
     """Build the eval transform: shortest-side bicubic resize, centre crop, ToTensor, Normalize."""
     size = preprocessor_config["size"]
     if preprocessor_config.get("resize_mode", "shortest") != "shortest":
-        raise ValueError(f"resize_mode {preprocessor_config['resize_mode']!r} is not supported")
+        raise ValueError(f"resize_mode {preprocessor_config['resize_mode']!r} is not supported: expected 'shortest'")
     if preprocessor_config.get("interpolation", "bicubic") != "bicubic":
-        raise ValueError(f"interpolation {preprocessor_config['interpolation']!r} is not supported")
+        raise ValueError(f"interpolation {preprocessor_config['interpolation']!r} is not supported: expected 'bicubic'")
     return transforms.Compose([
         transforms.Resize(size, interpolation=transforms.InterpolationMode.BICUBIC),
         transforms.CenterCrop(size),
