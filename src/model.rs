@@ -9,6 +9,7 @@ use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::text::tokenizer::DEFAULT_MAX_LENGTH;
 use crate::text::{TextTokenizer, TextTower, TokenBatch, Truncation};
+use crate::vision::VisionTower;
 use crate::weights::{Checkpoint, names};
 
 /// Environment variable that sets the worker thread count when the options do not.
@@ -92,6 +93,7 @@ pub struct Model {
     batch_tokens: usize,
     tokenizer: TextTokenizer,
     text: TextTower,
+    vision: Option<VisionTower>,
     logit_scale: Option<f32>,
 }
 
@@ -164,6 +166,10 @@ impl Model {
         let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"), options.max_length, options.truncation)?;
         let checkpoint = Arc::new(Checkpoint::open_dir(&dir)?);
         let text = pool.install(|| TextTower::load(&checkpoint, &config.text))?;
+        let vision = match &config.vision {
+            Some(vision) => Some(pool.install(|| VisionTower::load(&checkpoint, vision))?),
+            None => None,
+        };
         let logit_scale = names::logit_scale(&checkpoint)?;
         log::debug!("opened {} with the {} kernels on {threads} threads", dir.display(), kernels.isa());
         Ok(Model {
@@ -175,6 +181,7 @@ impl Model {
             batch_tokens: options.batch_tokens,
             tokenizer,
             text,
+            vision,
             logit_scale,
         })
     }
@@ -212,6 +219,11 @@ impl Model {
     /// The text tower, for callers that inspect hidden states.
     pub fn text_tower(&self) -> &TextTower {
         &self.text
+    }
+
+    /// The image tower, absent for a text-only model.
+    pub fn vision_tower(&self) -> Option<&VisionTower> {
+        self.vision.as_ref()
     }
 
     /// The kernels in use.

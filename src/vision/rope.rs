@@ -24,8 +24,7 @@ impl RopeTable {
     pub fn new(config: &VisionConfig) -> RopeTable {
         let grid = config.grid_size();
         let half = config.head_width / 2;
-        let frequencies: Vec<f32> =
-            (0..half / 2).map(|k| 1.0 / THETA.powf((2 * k) as f32 / half as f32)).collect();
+        let frequencies: Vec<f32> = (0..half / 2).map(|k| 1.0 / THETA.powf((2 * k) as f32 / half as f32)).collect();
         let positions: Vec<f32> = (0..grid)
             .map(|i| {
                 if config.rope_interpolate {

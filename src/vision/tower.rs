@@ -267,7 +267,15 @@ impl VisionTower {
                 // part 0 rotates q (columns 0..W), part 1 rotates k (columns W..2W).
                 let start = first_patch * stride + part * width;
                 let end = start + (patches - 1) * stride + width;
-                kernels.rope_interleaved(&mut qkv[start..end], stride, patches, heads, head_width, &rope.cos, &rope.sin);
+                kernels.rope_interleaved(
+                    &mut qkv[start..end],
+                    stride,
+                    patches,
+                    heads,
+                    head_width,
+                    &rope.cos,
+                    &rope.sin,
+                );
             }
         }
     }

@@ -75,3 +75,72 @@ pub fn rewrite_checkpoint(dir: &Path, mut edit: impl FnMut(&str, RawTensor) -> O
         .collect();
     safetensors::serialize_to_file(views, None, &path).unwrap();
 }
+
+/// Root of the committed fixtures.
+pub fn fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// A reference case written by `tools/reference/make_fixtures.py`: its JSON
+/// description and its tensors.
+pub struct ReferenceCase {
+    pub name: String,
+    pub json: serde_json::Value,
+    bytes: Vec<u8>,
+}
+
+impl ReferenceCase {
+    /// Loads `tests/fixtures/reference/<name>.{json,safetensors}`.
+    pub fn load(name: &str) -> ReferenceCase {
+        let dir = fixtures().join("reference");
+        let json_path = dir.join(format!("{name}.json"));
+        let text = std::fs::read_to_string(&json_path).unwrap_or_else(|e| panic!("read {}: {e}", json_path.display()));
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            json["format_version"], 1,
+            "{name}: unknown fixture format; regenerate with tools/reference/make_fixtures.py"
+        );
+        let bytes = std::fs::read(dir.join(format!("{name}.safetensors"))).unwrap();
+        ReferenceCase { name: name.to_string(), json, bytes }
+    }
+
+    /// Returns the f32 tensor `key`, or `None` when the case does not store it.
+    pub fn tensor(&self, key: &str) -> Option<Vec<f32>> {
+        let tensors = safetensors::SafeTensors::deserialize(&self.bytes).unwrap();
+        let view = tensors.tensor(key).ok()?;
+        assert_eq!(view.dtype(), safetensors::Dtype::F32, "{}: {key} is not F32", self.name);
+        Some(view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    }
+
+    /// Returns the f32 tensor `key`, panicking with the regeneration hint when absent.
+    pub fn required(&self, key: &str) -> Vec<f32> {
+        self.tensor(key).unwrap_or_else(|| {
+            panic!(
+                "{}: fixture tensor {key} is missing; run tools/reference/make_fixtures.py --case {}",
+                self.name, self.name
+            )
+        })
+    }
+
+    pub fn texts(&self) -> &Vec<serde_json::Value> {
+        self.json["texts"].as_array().expect("texts array")
+    }
+
+    pub fn images(&self) -> &Vec<serde_json::Value> {
+        self.json["images"].as_array().expect("images array")
+    }
+
+    /// The synthetic checkpoint options of the case.
+    pub fn synth_options(&self) -> SynthOptions {
+        let preset = Preset::from_name(self.json["preset"].as_str().unwrap()).expect("known preset");
+        let dtype = SynthDtype::from_name(self.json["dtype"].as_str().unwrap()).expect("known dtype");
+        SynthOptions { preset, seed: self.json["seed"].as_u64().unwrap(), dtype, naming: SynthNaming::Flash }
+    }
+
+    /// Writes the case's synthetic checkpoint into a temporary directory.
+    pub fn synth_model(&self) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("create a temporary directory");
+        write_model_dir(dir.path(), &self.synth_options()).expect("write a synthetic model");
+        dir
+    }
+}
