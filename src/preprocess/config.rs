@@ -12,6 +12,8 @@ pub const OPENAI_CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73]
 
 /// Standard deviation of the OpenAI CLIP training images per RGB channel
 /// (`OPENAI_CLIP_STD` in transformers).
+// The digits are those published in transformers; Python rounds them to float32 the same way.
+#[allow(clippy::excessive_precision)]
 pub const OPENAI_CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
 /// Crop size of jina-clip-v1 in pixels.

@@ -201,7 +201,10 @@ impl Source<'_> {
         if !self.options.apply_exif_orientation {
             return None;
         }
-        exif.and_then(::image::metadata::Orientation::from_exif_chunk)
+        // The block is a TIFF structure; JPEG APP1 and some WebP and PNG writers put the
+        // `Exif\0\0` identifier in front of it.
+        let tiff = exif.map(|block| block.strip_prefix(b"Exif\0\0").unwrap_or(block));
+        tiff.and_then(::image::metadata::Orientation::from_exif_chunk)
             .map(::image::metadata::Orientation::to_exif)
     }
 }

@@ -1,5 +1,6 @@
 //! PNG: raw samples from the `png` crate, converted with Pillow's rules.
 
+use std::borrow::Cow;
 use std::io::Cursor;
 
 use ::png::{BitDepth, ColorType, Transformations};
@@ -11,9 +12,19 @@ const FORMAT: &str = "PNG";
 
 /// Decodes the PNG without the crate's expansion transforms, so the original colour type,
 /// bit depth and palette stay visible and Pillow's rules can be applied exactly.
+/// An empty `IEND` chunk: length, type and CRC.
+const IEND_CHUNK: [u8; 12] = *b"\0\0\0\0IEND\xAE\x42\x60\x82";
+
 pub(super) fn decode(source: &Source) -> Result<Decoded, ImageError> {
+    // Pillow 13 accepts a PNG whose `IEND` chunk is missing once the image data is complete,
+    // but the `png` crate needs a chunk after the last `IDAT` to finish, so supply one.
+    let bytes: Cow<[u8]> = if source.bytes.ends_with(&IEND_CHUNK) {
+        Cow::Borrowed(source.bytes)
+    } else {
+        Cow::Owned([source.bytes, &IEND_CHUNK].concat())
+    };
     let mut decoder = ::png::Decoder::new_with_limits(
-        Cursor::new(source.bytes),
+        Cursor::new(bytes.as_ref()),
         ::png::Limits { bytes: usize::MAX },
     );
     let header = decoder
@@ -31,10 +42,6 @@ pub(super) fn decode(source: &Source) -> Result<Decoded, ImageError> {
     let mut raw = vec![0_u8; buffer_size];
     let frame = reader
         .next_frame(&mut raw)
-        .map_err(|e| source.decode_error(FORMAT, e))?;
-    // Pillow reads the chunks after the image data too, so a truncated file fails there.
-    reader
-        .finish()
         .map_err(|e| source.decode_error(FORMAT, e))?;
 
     let info = reader.info();

@@ -4,7 +4,8 @@
 //! 16-bit RGB and RGBA keep the high byte; `WhiteIsZero` grey is inverted (the `tiff` crate
 //! does that); CMYK uses Pillow's CMYK formula; associated (premultiplied) alpha is divided
 //! out as Pillow's `RGBa` unpacker does, `min(255, c * 255 / a)` with `a = 0` giving black;
-//! other alpha is dropped.
+//! other alpha is dropped. The `Orientation` tag is always applied, because Pillow applies it
+//! when it loads a TIFF.
 
 use std::io::Cursor;
 
@@ -13,6 +14,7 @@ use ::tiff::decoder::{Decoder, DecodingResult, Limits};
 use ::tiff::tags::Tag;
 
 use super::{Decoded, Source, cmyk_to_rgb};
+use crate::preprocess::orientation::apply_orientation;
 use crate::preprocess::{ImageError, RgbImage};
 
 const FORMAT: &str = "TIFF";
@@ -38,15 +40,10 @@ pub(super) fn decode(source: &Source) -> Result<Decoded, ImageError> {
         .find_tag_unsigned_vec::<u16>(Tag::ExtraSamples)
         .map_err(error)?
         .is_some_and(|extra| extra.first() == Some(&ASSOCIATED_ALPHA));
-    let orientation = if source.options.apply_exif_orientation {
-        decoder
-            .find_tag_unsigned::<u8>(Tag::Unknown(ORIENTATION_TAG))
-            .ok()
-            .flatten()
-            .filter(|o| (1..=8).contains(o))
-    } else {
-        None
-    };
+    let orientation = decoder
+        .find_tag_unsigned::<u8>(Tag::Unknown(ORIENTATION_TAG))
+        .ok()
+        .flatten();
     let samples = decoder.read_image().map_err(error)?;
 
     let pixels = width as usize * height as usize;
@@ -116,13 +113,20 @@ pub(super) fn decode(source: &Source) -> Result<Decoded, ImageError> {
     if data.len() != pixels * 3 {
         return Err(source.decode_error(FORMAT, "the decoded image is shorter than its header"));
     }
+    let image = RgbImage {
+        width,
+        height,
+        data,
+    };
+    // Pillow's TIFF plugin applies the orientation tag while loading (`exif_transpose` in
+    // `load_end`), so the reference image is already upright whatever the options say.
+    let image = match orientation {
+        Some(orientation) => apply_orientation(image, orientation),
+        None => image,
+    };
     Ok(Decoded {
-        image: RgbImage {
-            width,
-            height,
-            data,
-        },
-        orientation,
+        image,
+        orientation: None,
     })
 }
 
