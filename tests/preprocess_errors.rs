@@ -15,6 +15,16 @@ fn decode_bytes(bytes: &[u8]) -> Result<jclip::preprocess::RgbImage, ImageError>
     decode(bytes, &DecodeOptions::default())
 }
 
+/// Decodes damaged data with a 1-megapixel limit, so that a damaged header that declares a
+/// large image fails fast instead of allocating.
+fn decode_damaged(bytes: &[u8]) -> Result<jclip::preprocess::RgbImage, ImageError> {
+    let options = DecodeOptions {
+        max_pixels: 1 << 20,
+        ..DecodeOptions::default()
+    };
+    decode(bytes, &options)
+}
+
 #[test]
 fn zero_bytes_is_empty() {
     let err = decode_bytes(&[]).unwrap_err();
@@ -212,14 +222,14 @@ fn damaged_inputs_never_panic() {
         let bytes = std::fs::read(&path).unwrap();
         let len = bytes.len();
         for cut in [1, 2, 7, 16, 64, len / 3, len / 2, len - 1] {
-            let _ = decode_bytes(&bytes[..cut.min(len)]);
+            let _ = decode_damaged(&bytes[..cut.min(len)]);
         }
         // Flip bytes across the file, one position at a time.
         for step in 1..24 {
             let mut damaged = bytes.clone();
             let position = len * step / 24;
             damaged[position] ^= 0xA5;
-            let _ = decode_bytes(&damaged);
+            let _ = decode_damaged(&damaged);
         }
     }
 }
@@ -288,4 +298,25 @@ fn golden_config_file_parses() {
         PreprocessConfig::from_file(&path).unwrap(),
         PreprocessConfig::default()
     );
+}
+
+#[test]
+fn jpeg_byte_flips_never_panic() {
+    // The JPEG decoder is this crate's own code: damage every byte of small baseline,
+    // progressive and restart-interval files, one at a time.
+    for name in [
+        "jpeg_420.jpg",
+        "jpeg_420_progressive.jpg",
+        "jpeg_420_progressive_restart.jpg",
+        "jpeg_cmyk.jpg",
+    ] {
+        let bytes = fixture_bytes(name);
+        for position in 0..bytes.len() {
+            for mask in [0x01, 0x80, 0xFF] {
+                let mut damaged = bytes.clone();
+                damaged[position] ^= mask;
+                let _ = decode_damaged(&damaged);
+            }
+        }
+    }
 }

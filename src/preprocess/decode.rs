@@ -28,8 +28,9 @@ pub struct DecodeOptions {
     /// Largest accepted `width * height`. The declared size is checked from the header, before
     /// the pixels are decoded.
     pub max_pixels: u64,
-    /// Rotates and flips the image as its EXIF orientation tag says (JPEG, PNG, WebP, TIFF).
-    /// Off by default because the reference pipeline ignores the tag.
+    /// Rotates and flips the image as its EXIF orientation tag says (JPEG, PNG, WebP). Off by
+    /// default because the reference pipeline ignores the tag in these formats. TIFF
+    /// orientation is always applied, as Pillow applies it.
     pub apply_exif_orientation: bool,
 }
 
@@ -53,10 +54,14 @@ impl Default for DecodeOptions {
 /// - 16-bit grey (Pillow's mode `I;16`) is clamped: values above 255 become 255, so most
 ///   16-bit grey images come out nearly white, exactly as in the reference;
 /// - 16-bit RGB, RGBA and grey+alpha keep the high byte of each sample;
-/// - CMYK becomes `R = (255 - K) - round(C * (255 - K) / 255)` and likewise for G, B;
-/// - JPEG YCbCr is converted with libjpeg-turbo's fixed-point tables, but the inverse DCT and
-///   chroma upsampling are those of `zune-jpeg`, so JPEG pixels can differ from Pillow's (see
-///   the `jpeg` module).
+/// - CMYK becomes `R = (255 - K) - round(C * (255 - K) / 255)` and likewise for G, B, and
+///   Pillow reads 4-channel JPEG as Adobe-inverted CMYK;
+/// - JPEG is decoded as libjpeg-turbo decodes it for Pillow (integer inverse DCT, fancy
+///   upsampling, its YCbCr tables), so JPEG pixels are equal too;
+/// - TIFF's orientation tag is applied, because Pillow applies it when loading a TIFF; EXIF
+///   orientation in other formats is applied only when [`DecodeOptions::apply_exif_orientation`]
+///   asks;
+/// - GIF yields its first frame on Pillow's canvas (see the `gif` module).
 pub fn decode(bytes: &[u8], options: &DecodeOptions) -> Result<RgbImage, ImageError> {
     decode_named(bytes, options, BYTES_INPUT)
 }

@@ -10,11 +10,12 @@
 //! torchvision Normalize(mean, std)    float32 (x - mean) / std
 //! ```
 //!
-//! [`decode`] reproduces Pillow 13's conversion to RGB (see the [`decode`] docs for the rules
-//! per format), [`resize_and_crop`] reproduces the resize and crop exactly (uint8 equality), and
-//! [`normalize_chw`] reproduces the float32 operations of `ToTensor` and `Normalize` with the
-//! same rounding, so [`preprocess`] returns the reference tensor bit for bit for every format
-//! except JPEG, whose decoder differs from libjpeg-turbo by a few levels on some pixels.
+//! [`decode`] reproduces Pillow 13's decoding and conversion to RGB (see the [`decode`] docs
+//! for the rules per format; JPEG through a port of libjpeg-turbo's integer IDCT and
+//! upsampling), [`resize_and_crop`] reproduces the resize and crop exactly (uint8 equality),
+//! and [`normalize_chw`] reproduces the float32 operations of `ToTensor` and `Normalize` with
+//! the same rounding. [`preprocess`] therefore returns the reference tensor bit for bit on
+//! every fixture of `tests/fixtures/pillow`.
 
 mod config;
 mod decode;

@@ -251,13 +251,12 @@ class Fixtures:
         (self.root / "expected").mkdir(parents=True, exist_ok=True)
         self.cases = []
 
-    def add(self, name, ext, data, size, kind, exact=True, store_decoded=True, checksum=False,
-            note=None):
+    def add(self, name, ext, data, size, kind, store_decoded=True, checksum=False, note=None):
         """Writes one case: the input file, the reference arrays and a manifest entry."""
         path = f"inputs/{name}.{ext}"
         (self.root / path).write_bytes(data)
         decoded, crop, tensor = reference(data, size)
-        entry = {"name": name, "kind": kind, "input": path, "size": size, "exact": exact,
+        entry = {"name": name, "kind": kind, "input": path, "size": size,
                  "width": int(decoded.shape[1]), "height": int(decoded.shape[0])}
         if store_decoded:
             entry["decoded"] = f"expected/{name}.rgb.npy"
@@ -387,12 +386,12 @@ def orientation_cases(f):
     w, h = 19, 13
     rgb = pattern(w, h, seed=21)
     exif = exif_orientation_block(6)
-    for name, ext, data, exact in [
-        ("jpeg_exif_orientation6", "jpg", encode(rgb, "JPEG", quality=95, exif=exif), False),
-        ("webp_exif_orientation6", "webp", encode(rgb, "WEBP", lossless=True, exif=exif), True),
-        ("tiff_orientation6", "tif", encode(rgb, "TIFF", tiffinfo={274: 6}), True),
+    for name, ext, data in [
+        ("jpeg_exif_orientation6", "jpg", encode(rgb, "JPEG", quality=95, exif=exif)),
+        ("webp_exif_orientation6", "webp", encode(rgb, "WEBP", lossless=True, exif=exif)),
+        ("tiff_orientation6", "tif", encode(rgb, "TIFF", tiffinfo={274: 6})),
     ]:
-        f.add(name, ext, data, FORMAT_CROP, "orientation", exact=exact)
+        f.add(name, ext, data, FORMAT_CROP, "orientation")
         oriented = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
         f.cases[-1]["oriented"] = f"expected/{name}.oriented.npy"
         np.save(f.root / f.cases[-1]["oriented"], np.asarray(oriented))
@@ -427,16 +426,28 @@ def jpeg_cases(f):
         ("jpeg_420_progressive", {"quality": 85, "subsampling": 2, "progressive": True}),
         ("jpeg_444_progressive", {"quality": 95, "subsampling": 0, "progressive": True}),
         ("jpeg_420_restart", {"quality": 80, "subsampling": 2, "restart_marker_blocks": 2}),
+        ("jpeg_420_progressive_restart",
+         {"quality": 90, "subsampling": 2, "progressive": True, "restart_marker_rows": 1}),
         ("jpeg_420_optimized", {"quality": 75, "subsampling": 2, "optimize": True}),
+        ("jpeg_444_quality100", {"quality": 100, "subsampling": 0}),
+        # Quantisation values above 255 are stored with 16-bit precision.
+        ("jpeg_420_qtable16", {"qtables": [[300 + i for i in range(64)]] * 2, "subsampling": 2}),
     ]:
-        f.add(name, "jpg", encode(rgb, "JPEG", **options), FORMAT_CROP, "decode", exact=False)
-    f.add("jpeg_grey", "jpg", encode(rgb[..., 0], "JPEG", quality=90), FORMAT_CROP, "decode",
-          exact=False)
+        f.add(name, "jpg", encode(rgb, "JPEG", **options), FORMAT_CROP, "decode")
+    f.add("jpeg_grey", "jpg", encode(rgb[..., 0], "JPEG", quality=90), FORMAT_CROP, "decode")
+    f.add("jpeg_grey_progressive", "jpg", encode(rgb[..., 0], "JPEG", progressive=True),
+          FORMAT_CROP, "decode")
     f.add("jpeg_cmyk", "jpg", encode(rgb, "JPEG", mode="CMYK", quality=90), FORMAT_CROP,
-          "decode", exact=False, note="Adobe CMYK, inverted; Pillow's CMYK formula")
+          "decode", note="Adobe CMYK, inverted; Pillow's CMYK formula")
+    # Chroma planes of 2 or fewer columns are upsampled by replication, not the fancy filter.
+    for width, height, sub in [(3, 5, 2), (4, 9, 1), (1, 1, 2), (17, 1, 2), (1, 17, 2),
+                               (5, 3, 1)]:
+        tiny = pattern(width, height, seed=width * 31 + height)
+        f.add(f"jpeg_{width}x{height}_sub{sub}", "jpg",
+              encode(tiny, "JPEG", quality=90, subsampling=sub), FORMAT_CROP, "decode")
     big = smooth_pattern(640, 480)
     f.add("jpeg_420_640x480", "jpg", encode(big, "JPEG", quality=85), 224, "decode",
-          exact=False, store_decoded=False)
+          store_decoded=False)
 
 
 def webp_cases(f):
