@@ -176,7 +176,8 @@ fn huge_declared_sizes_fail_from_header() {
 
 #[test]
 fn palette_tiff_is_unsupported() {
-    // The `tiff` crate does not decode palette TIFFs; the error says so instead of guessing.
+    // The `tiff` crate does not decode palette TIFFs, so the decoder reports an error instead
+    // of guessing.
     let mut image = Vec::new();
     let header = b"II*\0\x08\0\0\0";
     image.extend_from_slice(header);

@@ -1,5 +1,6 @@
 //! Decoding image files to RGB8 with Pillow 13's `Image.open(...).convert("RGB")` rules.
 
+mod bmp;
 mod gif;
 mod jpeg;
 mod png;
@@ -28,8 +29,8 @@ pub struct DecodeOptions {
     /// Largest accepted `width * height`. The declared size is checked from the header, before
     /// the pixels are decoded.
     pub max_pixels: u64,
-    /// Rotates and flips the image as its EXIF orientation tag says (JPEG, PNG, WebP). Off by
-    /// default because the reference pipeline ignores the tag in these formats. TIFF
+    /// Rotates and flips the image as its EXIF orientation tag specifies (JPEG, PNG, WebP).
+    /// Off by default because the reference pipeline ignores the tag in these formats. TIFF
     /// orientation is always applied, as Pillow applies it.
     pub apply_exif_orientation: bool,
 }
@@ -58,9 +59,9 @@ impl Default for DecodeOptions {
 ///   Pillow reads 4-channel JPEG as Adobe-inverted CMYK;
 /// - JPEG is decoded as libjpeg-turbo decodes it for Pillow (integer inverse DCT, fancy
 ///   upsampling, its YCbCr tables), so JPEG pixels are equal too;
-/// - TIFF's orientation tag is applied, because Pillow applies it when loading a TIFF; EXIF
-///   orientation in other formats is applied only when [`DecodeOptions::apply_exif_orientation`]
-///   asks;
+/// - TIFF's orientation tag is applied, because Pillow applies it when loading a TIFF. EXIF
+///   orientation in other formats is applied only on request
+///   ([`DecodeOptions::apply_exif_orientation`]);
 /// - GIF yields its first frame on Pillow's canvas (see the `gif` module).
 pub fn decode(bytes: &[u8], options: &DecodeOptions) -> Result<RgbImage, ImageError> {
     decode_named(bytes, options, BYTES_INPUT)
@@ -103,7 +104,7 @@ fn decode_named(
         Format::Gif => gif::decode(&source)?,
         Format::Tiff => tiff::decode(&source)?,
         Format::WebP => decode_webp(&source)?,
-        Format::Bmp => decode_bmp(&source)?,
+        Format::Bmp => bmp::decode(&source)?,
     };
     match decoded.orientation {
         Some(orientation) if options.apply_exif_orientation => {
@@ -148,7 +149,7 @@ impl Format {
     }
 }
 
-/// The first bytes of `bytes` in hexadecimal, for error messages.
+/// Formats the first bytes of `bytes` in hexadecimal, for error messages.
 fn hex_prefix(bytes: &[u8]) -> String {
     let shown: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
     shown.join(" ")
@@ -220,8 +221,8 @@ struct Decoded {
     orientation: Option<u8>,
 }
 
-/// Builds an [`RgbImage`] from interleaved 8-bit samples with `channels` per pixel, keeping the
-/// first three (RGB) or replicating the first (grey); extra channels are alpha and dropped.
+/// Builds an [`RgbImage`] from interleaved 8-bit samples with `channels` per pixel. It keeps
+/// the first three (RGB) or replicates the first (grey), and drops the rest, which is alpha.
 fn rgb_from_interleaved(
     width: u32,
     height: u32,
@@ -277,27 +278,6 @@ fn decode_webp(source: &Source) -> Result<Decoded, ImageError> {
     Ok(Decoded {
         image: rgb_from_interleaved(width, height, &samples, false, channels),
         orientation,
-    })
-}
-
-/// Decodes BMP with `image`'s decoder, which expands palettes and bit fields to RGB(A).
-fn decode_bmp(source: &Source) -> Result<Decoded, ImageError> {
-    const FORMAT: &str = "BMP";
-    let decoder = ::image::codecs::bmp::BmpDecoder::new(Cursor::new(source.bytes))
-        .map_err(|e| source.decode_error(FORMAT, e))?;
-    let (width, height) = decoder.dimensions();
-    source.check_dimensions(FORMAT, width.into(), height.into())?;
-    let channels = usize::from(decoder.color_type().channel_count());
-    if decoder.color_type().bytes_per_pixel() as usize != channels {
-        return Err(source.unsupported(FORMAT, format!("{:?} samples", decoder.color_type())));
-    }
-    let mut samples = vec![0_u8; decoder.total_bytes() as usize];
-    decoder
-        .read_image(&mut samples)
-        .map_err(|e| source.decode_error(FORMAT, e))?;
-    Ok(Decoded {
-        image: rgb_from_interleaved(width, height, &samples, channels < 3, channels),
-        orientation: None,
     })
 }
 

@@ -46,7 +46,7 @@ pub enum ImageError {
         input: String,
         /// The container format, such as `TIFF`.
         format: &'static str,
-        /// What is unsupported, such as the sample layout.
+        /// The unsupported feature, such as the sample layout.
         detail: String,
     },
 
@@ -86,11 +86,11 @@ pub enum ImageError {
     InvalidConfig {
         /// The file path or `config JSON`.
         input: String,
-        /// What is wrong.
+        /// The problem found.
         message: String,
     },
 
-    /// The preprocessor config asks for a transform that the engine does not implement.
+    /// The preprocessor config requests a transform that the engine does not implement.
     #[error(
         "unsupported preprocessor config {input}: {key} = {value}; the engine implements only \
          {supported}"
@@ -109,7 +109,7 @@ pub enum ImageError {
     /// An image has a zero width or height, or a requested size is zero.
     #[error("invalid {what}: {width}x{height}; both sides must be at least 1 pixel")]
     EmptyDimensions {
-        /// What has the dimensions, such as `input image`.
+        /// The object that has the dimensions, such as `input image`.
         what: &'static str,
         /// The width.
         width: u64,

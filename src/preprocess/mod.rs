@@ -10,12 +10,12 @@
 //! torchvision Normalize(mean, std)    float32 (x - mean) / std
 //! ```
 //!
-//! [`decode`] reproduces Pillow 13's decoding and conversion to RGB (see the [`decode`] docs
-//! for the rules per format; JPEG through a port of libjpeg-turbo's integer IDCT and
-//! upsampling), [`resize_and_crop`] reproduces the resize and crop exactly (uint8 equality),
-//! and [`normalize_chw`] reproduces the float32 operations of `ToTensor` and `Normalize` with
-//! the same rounding. [`preprocess`] therefore returns the reference tensor bit for bit on
-//! every fixture of `tests/fixtures/pillow`.
+//! [`decode`] reproduces Pillow 13's decoding and conversion to RGB. Its docs list the rules
+//! per format, and JPEG goes through a port of libjpeg-turbo's integer IDCT and upsampling.
+//! [`resize_and_crop`] reproduces the resize and crop exactly (uint8 equality), and
+//! [`normalize_chw`] reproduces the float32 operations of `ToTensor` and `Normalize` with the
+//! same rounding. [`preprocess`] therefore returns the reference tensor bit for bit on every
+//! fixture of `tests/fixtures/pillow`.
 
 mod config;
 mod decode;
@@ -38,7 +38,7 @@ pub const MAX_RESIZE_PIXELS: u64 = 1 << 30;
 
 /// An 8-bit RGB image.
 ///
-/// `data` holds `height` rows of `width` pixels, each pixel three bytes R, G, B, with no
+/// `data` contains `height` rows of `width` pixels, each pixel three bytes R, G, B, with no
 /// padding (HWC order). The functions of this module panic on an image whose
 /// `data.len()` is not `width * height * 3`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,10 +81,10 @@ impl RgbImage {
 /// Computes the size of the image after torchvision's `Resize(size)`: the shortest side
 /// becomes `size` and the long side `int(size * long / short)`, as (width, height).
 ///
-/// Python divides in double precision and truncates. While `size * long` is at most 2^53 the
-/// double quotient is never rounded up to the next integer (that would need
-/// `short * quotient > 2^53`), so integer division gives the same result; above 2^53, which
-/// no `size` up to [`MAX_IMAGE_SIZE`] reaches, it can differ from Python by one.
+/// Python divides in double precision and truncates. While `size * long` is at most 2^53, the
+/// double quotient is never rounded up to the next integer, because that would need
+/// `short * quotient > 2^53`. Integer division therefore gives the same result. Above 2^53,
+/// which no `size` up to [`MAX_IMAGE_SIZE`] reaches, it can differ from Python by one.
 pub fn resized_dimensions(width: u32, height: u32, size: u32) -> (u64, u64) {
     let (short, long) = (width.min(height), width.max(height));
     let new_long = (u64::from(size) * u64::from(long))

@@ -53,7 +53,7 @@ pub fn apply_orientation(image: RgbImage, orientation: u8) -> RgbImage {
 mod tests {
     use super::*;
 
-    /// A 3x2 image whose pixel (x, y) has red = 10 * y + x.
+    /// Builds a 3x2 image whose pixel (x, y) has red = 10 * y + x.
     fn sample() -> RgbImage {
         let mut data = Vec::new();
         for y in 0..2 {

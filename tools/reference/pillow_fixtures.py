@@ -125,6 +125,8 @@ def tiff_bytes(width, height, strip, bits, samples, photometric, extra=None, big
     if extra is not None:
         tags.append((338, short, extra))
     tags.sort()
+
+    # Values longer than 4 bytes go to a blob area after the IFD, then the strip follows.
     blob_base = 8 + 2 + len(tags) * 12 + 4
     blobs = bytearray()
     ifd = bytearray(struct.pack(e + "H", len(tags)))
@@ -139,6 +141,7 @@ def tiff_bytes(width, height, strip, bits, samples, photometric, extra=None, big
             ifd += struct.pack(e + "HHII", tag, kind, len(values), blob_base + len(blobs))
             blobs += raw
     ifd += struct.pack(e + "I", 0)
+
     ifd[strip_offset_field : strip_offset_field + 4] = struct.pack(e + "I", blob_base + len(blobs))
     head = (b"MM\0*" if big_endian else b"II*\0") + struct.pack(e + "I", 8)
     return bytes(head + ifd + blobs + strip)
@@ -159,6 +162,8 @@ def gif_lzw(indices, min_code_size):
         codes.append(int(value))
         run += 1
     codes.append(clear + 1)
+
+    # Pack the codes least significant bit first, then split into sub-blocks of 255 bytes.
     out = bytearray()
     acc = nbits = 0
     for code in codes:
@@ -170,6 +175,7 @@ def gif_lzw(indices, min_code_size):
             nbits -= 8
     if nbits:
         out.append(acc & 255)
+
     blocks = bytearray([min_code_size])
     for i in range(0, len(out), 255):
         chunk = out[i : i + 255]
@@ -211,6 +217,17 @@ def gif_bytes(screen, frame, global_palette=None, local_palette=None, transparen
     flat = [int(v) for row in rows for v in row]
     out += gif_lzw(flat, max(2, max(flat + [1]).bit_length()))
     return bytes(out + b";")
+
+
+def bmp_bytes(width, height, bpp, data, compression=0, masks=None, palette=None):
+    """A BMP with a BITMAPINFOHEADER; data is the pixel array as stored (bottom-up rows)."""
+    table = b"" if palette is None else b"".join(bytes([b, g, r, 0]) for r, g, b in palette)
+    extra = b"" if masks is None else b"".join(struct.pack("<I", m) for m in masks)
+    colours = 0 if palette is None else len(palette)
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, bpp, compression, len(data), 2835,
+                       2835, colours, 0)
+    offset = 14 + len(info) + len(extra) + len(table)
+    return b"BM" + struct.pack("<IHHI", offset + len(data), 0, 0, offset) + info + extra + table + data
 
 
 def exif_orientation_block(orientation):
@@ -333,20 +350,24 @@ def png_cases(f):
     alpha[0, :3] = 0
     f.add("png_rgba8", "png", encode(np.concatenate([rgb, alpha], -1), "PNG"), FORMAT_CROP,
           "decode", note="alpha is dropped, not composited")
+
     grey = rgb[..., 1]
     f.add("png_grey8", "png", encode(grey, "PNG"), FORMAT_CROP, "decode")
     f.add("png_la8", "png", encode(np.stack([grey, alpha[..., 0]], -1), "PNG", mode="LA"),
           FORMAT_CROP, "decode")
     f.add("png_rgb8_interlaced", "png", png_adam7(rgb), FORMAT_CROP, "decode")
+
     for depth in (1, 2, 4):
         values = rng.integers(0, 1 << depth, (h, w))
         f.add(f"png_grey{depth}", "png", png_bytes(values, w, 0, depth), FORMAT_CROP, "decode")
+
     grey16 = rng.integers(0, 65536, (h, w))
     grey16[:, :4] = rng.integers(0, 256, (h, 4))
     f.add("png_grey16", "png", png_bytes(grey16, w, 0, 16), FORMAT_CROP, "decode",
           note="Pillow mode I;16: values clamp to 255")
     f.add("png_grey16_trns", "png", png_bytes(grey16, w, 0, 16, trns=struct.pack(">H", 100)),
           FORMAT_CROP, "decode")
+
     rgb16 = rng.integers(0, 65536, (h, w * 3))
     f.add("png_rgb16", "png", png_bytes(rgb16, w, 2, 16), FORMAT_CROP, "decode",
           note="16-bit samples keep the high byte")
@@ -355,11 +376,13 @@ def png_cases(f):
     la16 = rng.integers(0, 65536, (h, w * 2))
     f.add("png_la16", "png", png_bytes(la16, w, 4, 16), FORMAT_CROP, "decode",
           note="Pillow opens 16-bit grey+alpha as RGBA: high byte")
+
     f.add("png_grey8_trns", "png", png_bytes(grey, w, 0, 8, trns=struct.pack(">H", grey[0, 0])),
           FORMAT_CROP, "decode")
     f.add("png_rgb8_trns", "png",
           png_bytes(rgb.reshape(h, -1), w, 2, 8, trns=struct.pack(">HHH", *rgb[0, 0])),
           FORMAT_CROP, "decode")
+
     palette = rng.integers(0, 256, (16, 3))
     for depth in (1, 2, 4, 8):
         entries = min(1 << depth, 16)
@@ -371,6 +394,7 @@ def png_cases(f):
     indices = rng.integers(0, 12, (h, w))
     f.add("png_palette_short", "png", png_bytes(indices, w, 3, 8, palette=palette[:6]),
           FORMAT_CROP, "decode", note="indices past the palette are black")
+
     for orientation in range(1, 9):
         name = f"png_exif_orientation{orientation}"
         data = png_bytes(rgb.reshape(h, -1), w, 2, 8, exif=exif_orientation_block(orientation))
@@ -475,10 +499,12 @@ def gif_cases(f):
           "decode", note="the transparent index shows its palette colour")
     f.add("gif_interlaced", "gif",
           gif_bytes((w, h), (0, 0, w, h, indices), palette, interlace=True), FORMAT_CROP, "decode")
+
     local = [tuple(int(c) for c in rng.integers(0, 256, 3)) for _ in range(16)]
     f.add("gif_local_palette", "gif",
           gif_bytes((w, h), (0, 0, w, h, indices), palette, local_palette=local), FORMAT_CROP,
           "decode")
+
     small = list(rng.integers(0, 16, 11 * 7))
     f.add("gif_offset_frame", "gif", gif_bytes((w, h), (5, 4, 11, 7, small), palette),
           FORMAT_CROP, "decode", note="canvas outside the frame is index 0")
@@ -487,6 +513,7 @@ def gif_cases(f):
           FORMAT_CROP, "decode", note="canvas outside the frame is the transparent index")
     f.add("gif_frame_outside_screen", "gif", gif_bytes((20, 10), (12, 6, 11, 7, small), palette),
           FORMAT_CROP, "decode", note="the canvas grows to hold the frame")
+
     grey = [(i, i, i) for i in range(16)]
     f.add("gif_identity_palette", "gif", gif_bytes((w, h), (0, 0, w, h, indices), grey),
           FORMAT_CROP, "decode")
@@ -494,6 +521,7 @@ def gif_cases(f):
           FORMAT_CROP, "decode", note="indices past the palette are black")
     f.add("gif_no_palette", "gif", gif_bytes((w, h), (0, 0, w, h, indices)), FORMAT_CROP,
           "decode", note="no palette: grey level = index")
+
     # A Pillow-written animated GIF: only the first frame counts.
     frames = [Image.fromarray(pattern(w, h, seed=s)).convert("P") for s in (8, 9)]
     out = io.BytesIO()
@@ -512,6 +540,36 @@ def bmp_cases(f):
     f.add("bmp_grey8", "bmp", encode(rgb[..., 0], "BMP"), FORMAT_CROP, "decode")
     f.add("bmp_1bit", "bmp", encode(rgb[..., 0], "BMP", mode="1"), FORMAT_CROP, "decode")
 
+    # 16-bit pixels (Pillow cannot write them): 5-5-5 without masks, 5-6-5 with bit fields.
+    rng = np.random.default_rng(17)
+    pixels = rng.integers(0, 1 << 16, (h, w)).astype("<u2")
+    padded = np.zeros((h, (w * 2 + 3) // 4 * 2), dtype="<u2")
+    padded[:, :w] = pixels
+    f.add("bmp_rgb555", "bmp", bmp_bytes(w, h, 16, padded[::-1].tobytes()), FORMAT_CROP,
+          "decode", note="5-bit channels scale as v * 255 / 31")
+    f.add("bmp_rgb565", "bmp",
+          bmp_bytes(w, h, 16, padded[::-1].tobytes(), compression=3,
+                    masks=[0xF800, 0x07E0, 0x001F]), FORMAT_CROP, "decode")
+
+    # RLE8: runs of 1 to 5 pixels, an end-of-line code per row, an end-of-bitmap code.
+    palette = [tuple(int(c) for c in rng.integers(0, 256, 3)) for _ in range(6)]
+    rle = bytearray()
+    for row in range(h):
+        runs = rng.integers(1, 6, 12)
+        x = 0
+        for run in runs:
+            run = int(min(run, w - x))
+            if run <= 0:
+                break
+            rle += bytes([run, int(rng.integers(0, 6))])
+            x += run
+        if x < w:
+            rle += bytes([w - x, 0])
+        rle += b"\0\0"
+    rle += b"\0\1"
+    f.add("bmp_rle8", "bmp", bmp_bytes(w, h, 8, bytes(rle), compression=1, palette=palette),
+          FORMAT_CROP, "decode")
+
 
 def tiff_cases(f):
     w, h = 21, 15
@@ -527,6 +585,7 @@ def tiff_cases(f):
     f.add("tiff_1bit", "tif", encode(rgb[..., 0], "TIFF", mode="1"), FORMAT_CROP, "decode")
     f.add("tiff_rgba8", "tif", encode(np.concatenate([rgb, rgb[..., :1]], -1), "TIFF"),
           FORMAT_CROP, "decode")
+
     grey16 = rng.integers(0, 65536, (h, w)).astype(np.uint16)
     grey16[:, :5] = rng.integers(0, 256, (h, 5))
     for big_endian in (False, True):
@@ -535,11 +594,16 @@ def tiff_cases(f):
         f.add(f"tiff_grey16{suffix}", "tif",
               tiff_bytes(w, h, grey16.astype(order).tobytes(), 16, 1, 1, big_endian=big_endian),
               FORMAT_CROP, "decode", note="Pillow mode I;16: values clamp to 255")
+
     rgb16 = rng.integers(0, 65536, (h, w, 3)).astype("<u2")
     f.add("tiff_rgb16", "tif", tiff_bytes(w, h, rgb16.tobytes(), 16, 3, 2), FORMAT_CROP, "decode")
     rgba16 = rng.integers(0, 65536, (h, w, 4)).astype("<u2")
     f.add("tiff_rgba16", "tif", tiff_bytes(w, h, rgba16.tobytes(), 16, 4, 2, extra=[2]),
           FORMAT_CROP, "decode")
+    rgba16[0, :4, 3] = [0, 65535, 300, 32768]
+    f.add("tiff_rgba16_associated", "tif", tiff_bytes(w, h, rgba16.tobytes(), 16, 4, 2, extra=[1]),
+          FORMAT_CROP, "decode", note="high bytes, then premultiplied alpha is divided out")
+
     rgba8 = rng.integers(0, 256, (h, w, 4)).astype(np.uint8)
     rgba8[0, :4, 3] = [0, 255, 1, 128]
     f.add("tiff_rgba8_associated", "tif", tiff_bytes(w, h, rgba8.tobytes(), 8, 4, 2, extra=[1]),

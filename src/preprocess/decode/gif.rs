@@ -82,7 +82,7 @@ pub(super) fn decode(source: &Source) -> Result<Decoded, ImageError> {
 /// Gives a GIF without a global colour table an identity grey one (entry `i` = `(i, i, i)`).
 ///
 /// The `gif` crate rejects frames that have no colour table at all, while Pillow shows them as
-/// greyscale with the index as the grey level; with an identity table both read the same.
+/// greyscale with the index as the grey level. With an identity table both read the same.
 /// Frames with a local table are unaffected.
 fn with_global_palette(bytes: &[u8]) -> Cow<'_, [u8]> {
     const HAS_GLOBAL_TABLE: u8 = 0x80;

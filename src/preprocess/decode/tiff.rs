@@ -1,11 +1,13 @@
 //! TIFF: the first image of the file, from the `tiff` crate, converted with Pillow's rules.
 //!
-//! Pillow 13 rules, checked with the TIFF fixtures: 16-bit grey (`I;16`) clamps to 255;
-//! 16-bit RGB and RGBA keep the high byte; `WhiteIsZero` grey is inverted (the `tiff` crate
-//! does that); CMYK uses Pillow's CMYK formula; associated (premultiplied) alpha is divided
-//! out as Pillow's `RGBa` unpacker does, `min(255, c * 255 / a)` with `a = 0` giving black;
-//! other alpha is dropped. The `Orientation` tag is always applied, because Pillow applies it
-//! when it loads a TIFF.
+//! Pillow 13 rules, checked with the TIFF fixtures:
+//! - 16-bit grey (`I;16`) clamps to 255, and 16-bit RGB and RGBA keep the high byte.
+//! - `WhiteIsZero` grey is inverted (the `tiff` crate does that).
+//! - CMYK uses Pillow's CMYK formula.
+//! - Associated (premultiplied) alpha is divided out as Pillow's `RGBa` unpacker does:
+//!   `min(255, c * 255 / a)`, black where `a = 0`, on the high bytes of 16-bit samples.
+//!   Other alpha is dropped.
+//! - The `Orientation` tag is always applied, because Pillow applies it when it loads a TIFF.
 
 use std::io::Cursor;
 
@@ -95,10 +97,13 @@ pub(super) fn decode(source: &Source) -> Result<Decoded, ImageError> {
             data.extend(v.iter().map(|&s| (s >> 8) as u8));
         }
         (ColorType::RGBA(16), DecodingResult::U16(v)) => {
-            // NOTE: Pillow reads 16-bit associated alpha as plain RGBA as far as the fixtures
-            // show; only 8-bit associated alpha is divided out.
             for rgba in v.chunks_exact(4) {
-                data.extend(rgba[..3].iter().map(|&s| (s >> 8) as u8));
+                let [r, g, b, a] = [rgba[0], rgba[1], rgba[2], rgba[3]].map(|s| (s >> 8) as u8);
+                if premultiplied {
+                    data.extend_from_slice(&unpremultiply([r, g, b], a));
+                } else {
+                    data.extend_from_slice(&[r, g, b]);
+                }
             }
         }
         (ColorType::CMYK(8), DecodingResult::U8(v)) => {
@@ -119,7 +124,7 @@ pub(super) fn decode(source: &Source) -> Result<Decoded, ImageError> {
         data,
     };
     // Pillow's TIFF plugin applies the orientation tag while loading (`exif_transpose` in
-    // `load_end`), so the reference image is already upright whatever the options say.
+    // `load_end`), so the reference image is upright regardless of the options.
     let image = match orientation {
         Some(orientation) => apply_orientation(image, orientation),
         None => image,

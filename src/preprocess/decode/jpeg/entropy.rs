@@ -1,6 +1,6 @@
 //! Huffman entropy decoding of sequential and progressive scans, following libjpeg's
 //! `jdhuff.c` and `jdphuff.c`. Entropy decoding is lossless, so any correct decoder yields the
-//! same coefficients; the libjpeg structure is kept so that edge cases (EOB runs, correction
+//! same coefficients. The libjpeg structure is kept so that edge cases (EOB runs, correction
 //! bits, restart markers) read the same way.
 
 use super::JpegError;

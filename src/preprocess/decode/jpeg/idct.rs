@@ -95,7 +95,7 @@ fn butterfly(input: impl Fn(usize) -> i64) -> [i64; 8] {
 /// Dequantises and inverse-transforms one block of coefficients in natural (row-major) order
 /// and writes 8 rows of 8 samples to `output` with row stride `stride`.
 ///
-/// `quant` holds the quantisation table as libjpeg stores it for this method, cast to
+/// `quant` is the quantisation table as libjpeg stores it for this method, cast to
 /// 16-bit signed integers (`ISLOW_MULT_TYPE`).
 pub(super) fn idct_islow(
     coefficients: &[i16; 64],

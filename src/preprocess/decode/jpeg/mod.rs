@@ -2,10 +2,10 @@
 //!
 //! Pillow decodes JPEG with libjpeg-turbo (3.2.0 in the Pillow 13 wheel) at its defaults:
 //! the accurate integer inverse DCT (`JDCT_ISLOW`), "fancy" chroma upsampling, and its
-//! fixed-point YCbCr to RGB tables. Pure-Rust decoders use other IDCTs and upsamplers; on the
-//! fixtures of `tests/fixtures/pillow`, `zune-jpeg` 0.5.15 (the decoder of `image` 0.25) left
-//! up to 4 levels of difference on 27% of the samples of 4:2:0 images, and `jpeg-decoder`
-//! 0.3.2 up to 3 levels on 9%. This module ports those three libjpeg-turbo stages exactly and
+//! fixed-point YCbCr to RGB tables. Pure-Rust decoders use other IDCTs and upsamplers. On the
+//! 4:2:0 fixtures of `tests/fixtures/pillow`, `zune-jpeg` 0.5.15 (the decoder of `image`
+//! 0.25) left up to 4 levels of difference on 27% of the samples, and `jpeg-decoder` 0.3.2
+//! up to 3 levels on 9%. This module ports those three libjpeg-turbo stages exactly. It
 //! matches Pillow on every JPEG fixture: baseline and extended sequential, progressive,
 //! restart intervals, 4:4:4, 4:2:2, 4:2:0, greyscale, and Adobe CMYK.
 //!
@@ -26,7 +26,7 @@ use crate::preprocess::{ImageError, RgbImage};
 
 const FORMAT: &str = "JPEG";
 
-/// Why decoding stopped.
+/// A JPEG decoding failure, before it is mapped to an [`ImageError`].
 #[derive(Debug)]
 pub(super) enum JpegError {
     /// The data ends before the end-of-image marker.
@@ -289,6 +289,7 @@ impl<'a> Decoder<'a> {
     }
 
     fn parse_frame(&self, progressive: bool, payload: &[u8]) -> Result<Frame, JpegError> {
+        // Sample precision, height, width and component count.
         let short = || JpegError::corrupt("short SOF segment");
         let header = payload.get(..6).ok_or_else(short)?;
         if header[0] != 8 {
@@ -310,6 +311,8 @@ impl<'a> Decoder<'a> {
                 "{count} components (Pillow reads 1, 3 or 4)"
             )));
         }
+
+        // Component id, sampling factors and quantisation table.
         let specs = payload.get(6..6 + 3 * count).ok_or_else(short)?;
         let mut components = Vec::with_capacity(count);
         for spec in specs.chunks_exact(3) {
@@ -334,6 +337,7 @@ impl<'a> Decoder<'a> {
                 coefficients: Vec::new(),
             });
         }
+
         let max_h = components.iter().map(|c| c.h).max().unwrap_or(1);
         let max_v = components.iter().map(|c| c.v).max().unwrap_or(1);
         for c in &components {
@@ -342,6 +346,8 @@ impl<'a> Decoder<'a> {
                 return Err(JpegError::Unsupported("fractional chroma sampling".into()));
             }
         }
+
+        // Sizes of each component in samples and in blocks.
         let mcus_wide = width.div_ceil(8 * max_h);
         let mcus_high = height.div_ceil(8 * max_v);
         for c in &mut components {
@@ -527,38 +533,40 @@ impl<'a> Decoder<'a> {
     /// `JCS_CMYK`, following its colour-space guess) and then Pillow would.
     fn convert_colour(&self, frame: &Frame, planes: &[Vec<u8>]) -> Vec<u8> {
         let pixels = frame.width * frame.height;
-        let mut rgb = Vec::with_capacity(pixels * 3);
+        let mut rgb = vec![0_u8; pixels * 3];
+        let outputs = rgb.chunks_exact_mut(3);
         match planes {
             [grey] => {
-                for &y in grey {
-                    rgb.extend_from_slice(&[y; 3]);
+                for (out, &y) in outputs.zip(grey) {
+                    out.fill(y);
                 }
             }
-            [a, b, c] => {
-                if self.three_components_are_rgb(frame) {
-                    for i in 0..pixels {
-                        rgb.extend_from_slice(&[a[i], b[i], c[i]]);
-                    }
-                } else {
-                    let table = YccTable::new();
-                    for i in 0..pixels {
-                        rgb.extend_from_slice(&table.rgb(a[i], b[i], c[i]));
-                    }
+            [a, b, c] if self.three_components_are_rgb(frame) => {
+                for (i, out) in outputs.enumerate() {
+                    out.copy_from_slice(&[a[i], b[i], c[i]]);
+                }
+            }
+            [y, cb, cr] => {
+                let table = YccTable::new();
+                for (i, out) in outputs.enumerate() {
+                    out.copy_from_slice(&table.rgb(y[i], cb[i], cr[i]));
                 }
             }
             [a, b, c, k] => {
                 // libjpeg turns YCCK into CMYK; Pillow then reads every 4-channel JPEG as
                 // Adobe-inverted CMYK (raw mode `CMYK;I`).
+                // NOTE: no YCCK fixture exists (Pillow cannot write YCCK), so that branch is
+                // checked only against the formulas of libjpeg-turbo's `ycck_cmyk_convert`.
                 let ycck = matches!(self.adobe_transform, Some(t) if t != 0);
                 let table = YccTable::new();
-                for i in 0..pixels {
+                for (i, out) in outputs.enumerate() {
                     let cmyk = if ycck {
                         let [r, g, bl] = table.rgb(a[i], b[i], c[i]);
                         [255 - r, 255 - g, 255 - bl, k[i]]
                     } else {
                         [a[i], b[i], c[i], k[i]]
                     };
-                    rgb.extend_from_slice(&cmyk_to_rgb(cmyk.map(|v| 255 - v)));
+                    out.copy_from_slice(&cmyk_to_rgb(cmyk.map(|v| 255 - v)));
                 }
             }
             _ => unreachable!("frames have 1, 3 or 4 components"),

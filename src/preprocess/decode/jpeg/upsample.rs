@@ -24,11 +24,16 @@ pub(super) struct Plane<'a> {
 }
 
 impl Plane<'_> {
+    /// The `width` real samples of row `y`, which must be below `height`.
+    fn row(&self, y: usize) -> &[u8] {
+        &self.samples[y * self.stride..y * self.stride + self.width]
+    }
+
     fn at(&self, x: usize, y: usize) -> i32 {
         i32::from(self.samples[y * self.stride + x])
     }
 
-    /// The sample at row `y` and column `x`, with both clamped to the plane.
+    /// Returns the sample at row `y` and column `x`, with both clamped to the plane.
     fn clamped(&self, x: isize, y: isize) -> i32 {
         let x = x.clamp(0, self.width as isize - 1) as usize;
         let y = y.clamp(0, self.height as isize - 1) as usize;
@@ -59,39 +64,44 @@ pub(super) fn upsample(
             }
         }
         (2, 1) if fancy_width => {
+            let mut sums = vec![0_i32; plane.width];
             for (y, out) in rows {
-                for (x, sample) in out.iter_mut().enumerate() {
-                    let (column, odd) = ((x / 2) as isize, x % 2 == 1);
-                    let near = 3 * plane.clamped(column, y as isize);
-                    let value = if odd {
-                        (near + plane.clamped(column + 1, y as isize) + 2) >> 2
-                    } else {
-                        (near + plane.clamped(column - 1, y as isize) + 1) >> 2
-                    };
-                    *sample = value as u8;
+                let input = plane.row(y);
+                for (sum, &v) in sums.iter_mut().zip(input) {
+                    *sum = 4 * i32::from(v);
                 }
+                // With each sum scaled by 4 the 2x2 rule below reduces to h2v1's
+                // (3 * near + far + bias) >> 2 with biases 1 (left) and 2 (right).
+                interpolate_columns(&sums, out, |this, other, odd| {
+                    if odd {
+                        (3 * this + other + 8) >> 4
+                    } else {
+                        (3 * this + other + 4) >> 4
+                    }
+                });
             }
         }
         (2, 2) if fancy_width => {
+            let mut sums = vec![0_i32; plane.width];
             for (y, out) in rows {
-                let (source_row, lower) = ((y / 2) as isize, y % 2 == 1);
-                let far_row = if lower {
-                    source_row + 1
+                // Vertical 3:1 sums of the nearer and the further input row, unrounded.
+                let near_row = y / 2;
+                let far_row = if y % 2 == 1 {
+                    (near_row + 1).min(plane.height - 1)
                 } else {
-                    source_row - 1
+                    near_row.saturating_sub(1)
                 };
-                let column_sum =
-                    |c: isize| 3 * plane.clamped(c, source_row) + plane.clamped(c, far_row);
-                for (x, sample) in out.iter_mut().enumerate() {
-                    let (column, odd) = ((x / 2) as isize, x % 2 == 1);
-                    let this = column_sum(column);
-                    let value = if odd {
-                        (3 * this + column_sum(column + 1) + 7) >> 4
-                    } else {
-                        (3 * this + column_sum(column - 1) + 8) >> 4
-                    };
-                    *sample = value as u8;
+                let (near, far) = (plane.row(near_row), plane.row(far_row));
+                for ((sum, &n), &f) in sums.iter_mut().zip(near).zip(far) {
+                    *sum = 3 * i32::from(n) + i32::from(f);
                 }
+                interpolate_columns(&sums, out, |this, other, odd| {
+                    if odd {
+                        (3 * this + other + 7) >> 4
+                    } else {
+                        (3 * this + other + 8) >> 4
+                    }
+                });
             }
         }
         (1, 2) => {
@@ -116,6 +126,20 @@ pub(super) fn upsample(
                     *sample = plane.samples[source + x / h_factor];
                 }
             }
+        }
+    }
+}
+
+/// Doubles a row horizontally: output `2c` mixes column sum `c` with `c - 1`, output `2c + 1`
+/// mixes it with `c + 1`, through `mix(this, other, odd)`. Neighbours past either end are the
+/// edge column itself. `out` may be one sample shorter than twice `sums` (odd image width).
+fn interpolate_columns(sums: &[i32], out: &mut [u8], mix: impl Fn(i32, i32, bool) -> i32) {
+    let last = sums.len() - 1;
+    for (c, pair) in out.chunks_mut(2).enumerate() {
+        let this = sums[c];
+        pair[0] = mix(this, sums[c.saturating_sub(1)], false) as u8;
+        if let Some(right) = pair.get_mut(1) {
+            *right = mix(this, sums[(c + 1).min(last)], true) as u8;
         }
     }
 }
