@@ -18,7 +18,7 @@ use jclip::preprocess::{
 use serde_json::Value;
 
 /// Number of cases that decode to an image (all but the `error` cases).
-const IMAGE_CASES: usize = 112;
+const IMAGE_CASES: usize = 114;
 
 /// Number of cases with an EXIF or TIFF orientation.
 const ORIENTATION_CASES: usize = 11;

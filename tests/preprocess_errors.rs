@@ -321,3 +321,35 @@ fn jpeg_byte_flips_never_panic() {
         }
     }
 }
+
+#[test]
+fn jpeg_with_too_many_scans_fails() {
+    // Repeat the first (DC) scan of a progressive file 1001 times: each copy is valid, but
+    // the decoder caps the scan count.
+    let bytes = fixture_bytes("jpeg_grey_progressive.jpg");
+    let sos = bytes.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+    let scan_end = sos
+        + 2
+        + bytes[sos + 2..]
+            .windows(2)
+            .position(|w| w[0] == 0xFF && w[1] != 0x00)
+            .unwrap();
+    let mut many = bytes[..sos].to_vec();
+    for _ in 0..1001 {
+        many.extend_from_slice(&bytes[sos..scan_end]);
+    }
+    many.extend_from_slice(&bytes[scan_end..]);
+    let err = decode_bytes(&many).unwrap_err();
+    assert!(
+        matches!(err, ImageError::UnsupportedImage { format: "JPEG", .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("1000 scans"), "{err}");
+
+    let mut some = bytes[..sos].to_vec();
+    for _ in 0..3 {
+        some.extend_from_slice(&bytes[sos..scan_end]);
+    }
+    some.extend_from_slice(&bytes[scan_end..]);
+    assert_eq!(decode_bytes(&some).unwrap(), decode_bytes(&bytes).unwrap());
+}

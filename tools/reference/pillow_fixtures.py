@@ -356,6 +356,11 @@ def png_cases(f):
     f.add("png_la8", "png", encode(np.stack([grey, alpha[..., 0]], -1), "PNG", mode="LA"),
           FORMAT_CROP, "decode")
     f.add("png_rgb8_interlaced", "png", png_adam7(rgb), FORMAT_CROP, "decode")
+    frames = [Image.fromarray(pattern(w, h, seed=s)) for s in (24, 25)]
+    out = io.BytesIO()
+    frames[0].save(out, "PNG", save_all=True, append_images=frames[1:], duration=50)
+    f.add("png_animated", "png", out.getvalue(), FORMAT_CROP, "decode",
+          note="APNG: the first frame")
 
     for depth in (1, 2, 4):
         values = rng.integers(0, 1 << depth, (h, w))
@@ -485,6 +490,13 @@ def webp_cases(f):
     # image-webp reproduces libwebp's lossy decoding (and its fancy chroma upsampling) exactly.
     f.add("webp_lossy_rgb", "webp", encode(rgb, "WEBP", quality=80), FORMAT_CROP, "decode")
     f.add("webp_lossy_rgba", "webp", encode(rgba, "WEBP", quality=80), FORMAT_CROP, "decode")
+
+    # Animations: Pillow opens the first frame.
+    frames = [Image.fromarray(pattern(w, h, seed=s)) for s in (22, 23)]
+    out = io.BytesIO()
+    frames[0].save(out, "WEBP", save_all=True, append_images=frames[1:], lossless=True,
+                   duration=50)
+    f.add("webp_animated", "webp", out.getvalue(), FORMAT_CROP, "decode")
 
 
 def gif_cases(f):

@@ -26,6 +26,11 @@ use crate::preprocess::{ImageError, RgbImage};
 
 const FORMAT: &str = "JPEG";
 
+/// Largest number of scans accepted in one image. Every scan visits every block of its
+/// components, so a file of many near-empty scans could otherwise take minutes to decode.
+/// Encoders write about 10 scans for a progressive image; libjpeg-turbo sets no limit.
+const MAX_SCANS: usize = 1000;
+
 /// A JPEG decoding failure, before it is mapped to an [`ImageError`].
 #[derive(Debug)]
 pub(super) enum JpegError {
@@ -381,10 +386,19 @@ impl<'a> Decoder<'a> {
         for c in &mut frame.components {
             c.coefficients = vec![[0_i16; 64]; c.blocks_wide * c.blocks_high];
         }
+        let mut scans = 0;
         loop {
             let marker = next_marker(self.data, &mut self.position)?;
             match marker {
-                0xDA => self.decode_scan(&mut frame)?,
+                0xDA if scans == MAX_SCANS => {
+                    return Err(JpegError::Unsupported(format!(
+                        "more than {MAX_SCANS} scans"
+                    )));
+                }
+                0xDA => {
+                    scans += 1;
+                    self.decode_scan(&mut frame)?;
+                }
                 0xD9 => break,
                 0xC0..=0xC2 => return Err(JpegError::corrupt("second frame header")),
                 _ => self.read_table_or_metadata(marker)?,
