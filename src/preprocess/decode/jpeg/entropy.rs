@@ -45,6 +45,9 @@ impl HuffmanTable {
             let count = i32::from(counts[length as usize - 1]);
             offset[length as usize] = index - code;
             for _ in 0..count {
+                if code >= (1 << length) {
+                    return Err(JpegError::corrupt("Huffman table has too many codes"));
+                }
                 if length <= LOOKAHEAD_BITS {
                     let shift = LOOKAHEAD_BITS - length;
                     let first = (code as usize) << shift;
@@ -57,9 +60,6 @@ impl HuffmanTable {
             }
             if count > 0 {
                 max_code[length as usize] = code - 1;
-            }
-            if code > (1 << length) {
-                return Err(JpegError::corrupt("Huffman table has too many codes"));
             }
             code <<= 1;
         }
@@ -406,4 +406,55 @@ impl ScanState<'_> {
 
 fn table<'t>(table: Option<&'t HuffmanTable>, kind: &str) -> Result<&'t HuffmanTable, JpegError> {
     table.ok_or_else(|| JpegError::corrupt(format!("scan uses an undefined {kind} Huffman table")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huffman_table_decodes_canonical_codes() {
+        // Lengths: one 1-bit code, two 3-bit codes, one 10-bit code (past the lookup table).
+        let mut counts = [0_u8; 16];
+        counts[0] = 1;
+        counts[2] = 2;
+        counts[9] = 1;
+        let table = HuffmanTable::new(&counts, &[7, 8, 9, 10]).unwrap();
+        // Codes: 0 -> 7, 100 -> 8, 101 -> 9, 1100000000 -> 10; then 1-bit padding.
+        let data = [0b0100_1011, 0b1000_0000, 0b0011_1111];
+        let mut reader = BitReader::new(&data, 0);
+        for expected in [7, 8, 9, 10] {
+            assert_eq!(reader.decode(&table).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn huffman_table_rejects_too_many_codes() {
+        let mut counts = [0_u8; 16];
+        counts[0] = 3;
+        assert!(HuffmanTable::new(&counts, &[1, 2, 3]).is_err());
+        let mut counts = [0_u8; 16];
+        counts[1] = 5;
+        assert!(HuffmanTable::new(&counts, &[1, 2, 3, 4, 5]).is_err());
+    }
+
+    #[test]
+    fn bit_reader_unstuffs_and_stops_at_marker() {
+        // 0xFF 0x00 is a data byte 0xFF; 0xFF 0xD9 is a marker, after which zeros follow.
+        let data = [0xFF, 0x00, 0xA5, 0xFF, 0xD9];
+        let mut reader = BitReader::new(&data, 0);
+        assert_eq!(reader.bits(8), 0xFF);
+        assert_eq!(reader.bits(8), 0xA5);
+        assert_eq!(reader.bits(16), 0);
+        assert_eq!(reader.position, 3);
+    }
+
+    #[test]
+    fn receive_extend_signs_values() {
+        // A 3-bit value below 4 is negative: 0b011 -> -4, 0b100 -> 4.
+        let data = [0b0111_0000];
+        let mut reader = BitReader::new(&data, 0);
+        assert_eq!(reader.receive_extend(3), -4);
+        assert_eq!(reader.receive_extend(3), 4);
+    }
 }

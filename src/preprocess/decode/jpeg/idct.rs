@@ -142,3 +142,30 @@ pub(super) fn idct_islow(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_limit_centres_clamps_and_wraps() {
+        assert_eq!(range_limit(0), 128);
+        assert_eq!(range_limit(-128), 0);
+        assert_eq!(range_limit(127), 255);
+        assert_eq!(range_limit(300), 255);
+        assert_eq!(range_limit(-300), 0);
+        // libjpeg's table only covers -512..=511 and wraps outside it.
+        assert_eq!(range_limit(1024), 128);
+    }
+
+    #[test]
+    fn dc_only_block_is_flat() {
+        // DC 80 with quantiser 2: 160 / 8 = 20 above the 128 centre.
+        let mut coefficients = [0_i16; 64];
+        coefficients[0] = 80;
+        let quant = [2_i16; 64];
+        let mut output = [0_u8; 64];
+        idct_islow(&coefficients, &quant, &mut output, 8);
+        assert!(output.iter().all(|&v| v == 148), "{output:?}");
+    }
+}
