@@ -186,6 +186,12 @@ impl Source<'_> {
         Ok(())
     }
 
+    /// Largest buffer a decoder may allocate: the pixel limit at 8 bytes per pixel (16-bit
+    /// RGBA), so metadata with a forged length cannot ask for more than a real image would.
+    fn max_buffer_bytes(&self) -> usize {
+        usize::try_from(self.options.max_pixels.saturating_mul(8)).unwrap_or(usize::MAX)
+    }
+
     fn decode_error(&self, format: &'static str, message: impl Display) -> ImageError {
         ImageError::Decode {
             input: self.input.to_string(),

@@ -11,6 +11,7 @@
 
 use std::borrow::Cow;
 use std::io::Cursor;
+use std::num::NonZeroU64;
 
 use ::gif::{ColorOutput, DecodeOptions, MemoryLimit};
 
@@ -26,7 +27,8 @@ const SCREEN_DESCRIPTOR_END: usize = 13;
 pub(super) fn decode(source: &Source) -> Result<Decoded, ImageError> {
     let mut options = DecodeOptions::new();
     options.set_color_output(ColorOutput::Indexed);
-    options.set_memory_limit(MemoryLimit::Unlimited);
+    let limit = NonZeroU64::new(source.max_buffer_bytes() as u64).unwrap_or(NonZeroU64::MIN);
+    options.set_memory_limit(MemoryLimit::Bytes(limit));
     let bytes = with_global_palette(source.bytes);
     let mut decoder = options
         .read_info(Cursor::new(bytes.as_ref()))

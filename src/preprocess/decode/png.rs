@@ -25,7 +25,9 @@ pub(super) fn decode(source: &Source) -> Result<Decoded, ImageError> {
     };
     let mut decoder = ::png::Decoder::new_with_limits(
         Cursor::new(bytes.as_ref()),
-        ::png::Limits { bytes: usize::MAX },
+        ::png::Limits {
+            bytes: source.max_buffer_bytes(),
+        },
     );
     let header = decoder
         .read_header_info()

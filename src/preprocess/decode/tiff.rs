@@ -31,7 +31,7 @@ pub(super) fn decode(source: &Source) -> Result<Decoded, ImageError> {
     let error = |e: ::tiff::TiffError| source.decode_error(FORMAT, e);
     let mut decoder = Decoder::new(Cursor::new(source.bytes))
         .map_err(error)?
-        .with_limits(Limits::unlimited());
+        .with_limits(limits(source));
     let (width, height) = decoder.dimensions().map_err(error)?;
     source.check_dimensions(FORMAT, width.into(), height.into())?;
     let color_type = decoder.colortype().map_err(|e| match e {
@@ -133,6 +133,15 @@ pub(super) fn decode(source: &Source) -> Result<Decoded, ImageError> {
         image,
         orientation: None,
     })
+}
+
+/// Decoding limits scaled to the pixel limit. Tag values keep the crate's default cap (1 MiB),
+/// because a forged count in a tag would otherwise make the crate allocate that many values.
+fn limits(source: &Source) -> Limits {
+    let mut limits = Limits::default();
+    limits.decoding_buffer_size = source.max_buffer_bytes();
+    limits.intermediate_buffer_size = source.max_buffer_bytes();
+    limits
 }
 
 /// Divides premultiplied colour by alpha as Pillow's `RGBa` unpacker does.
