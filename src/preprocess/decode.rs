@@ -188,8 +188,12 @@ impl Source<'_> {
 
     /// Largest buffer a decoder may allocate: the pixel limit at 8 bytes per pixel (16-bit
     /// RGBA), so metadata with a forged length cannot ask for more than a real image would.
+    /// It is at least 64 MiB (the `png` crate's default), so that metadata of small images
+    /// still fits when `max_pixels` is set very low.
     fn max_buffer_bytes(&self) -> usize {
-        usize::try_from(self.options.max_pixels.saturating_mul(8)).unwrap_or(usize::MAX)
+        const FLOOR: u64 = 64 << 20;
+        let bytes = self.options.max_pixels.saturating_mul(8).max(FLOOR);
+        usize::try_from(bytes).unwrap_or(usize::MAX)
     }
 
     fn decode_error(&self, format: &'static str, message: impl Display) -> ImageError {
