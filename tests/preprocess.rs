@@ -100,15 +100,15 @@ fn config_of(size: u32) -> PreprocessConfig {
 }
 
 /// Compares two images and describes the first difference, if any.
-fn compare(name: &str, what: &str, actual: &RgbImage, expected: &RgbImage) -> Option<String> {
+fn compare(name: &str, stage: &str, actual: &RgbImage, expected: &RgbImage) -> Option<String> {
     if (actual.width, actual.height) != (expected.width, expected.height) {
         return Some(format!(
-            "{name} {what}: {}x{}, Pillow {}x{}",
+            "{name} {stage}: {}x{}, Pillow {}x{}",
             actual.width, actual.height, expected.width, expected.height
         ));
     }
     let diff = difference(actual, expected);
-    (diff.differing > 0).then(|| format!("{name} {what}: {diff:?}"))
+    (diff.differing > 0).then(|| format!("{name} {stage}: {diff:?}"))
 }
 
 #[test]

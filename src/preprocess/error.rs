@@ -107,14 +107,23 @@ pub enum ImageError {
     },
 
     /// An image has a zero width or height, or a requested size is zero.
-    #[error("invalid {what}: {width}x{height}; both sides must be at least 1 pixel")]
+    #[error("invalid {subject}: {width}x{height}; both sides must be at least 1 pixel")]
     EmptyDimensions {
         /// The object that has the dimensions, such as `input image`.
-        what: &'static str,
+        subject: &'static str,
         /// The width.
         width: u64,
         /// The height.
         height: u64,
+    },
+
+    /// A crop size above [`MAX_IMAGE_SIZE`](crate::preprocess::MAX_IMAGE_SIZE).
+    #[error("crop size {size} is above the maximum of {max}; use a size from 1 to {max}")]
+    SizeTooLarge {
+        /// The requested crop size.
+        size: u32,
+        /// The largest crop size.
+        max: u32,
     },
 
     /// A resize would produce an image too large to allocate.

@@ -146,14 +146,14 @@ pub fn resize_shortest_bicubic(image: &RgbImage, size: u32) -> Result<RgbImage, 
 fn check_resize_input(image: &RgbImage, size: u32) -> Result<(), ImageError> {
     if image.width == 0 || image.height == 0 {
         return Err(ImageError::EmptyDimensions {
-            what: "input image",
+            subject: "input image",
             width: image.width.into(),
             height: image.height.into(),
         });
     }
     if size == 0 {
         return Err(ImageError::EmptyDimensions {
-            what: "target size",
+            subject: "target size",
             width: 0,
             height: 0,
         });
@@ -218,13 +218,9 @@ pub fn resize_and_crop(
     let size = config.size;
     check_resize_input(image, size)?;
     if size > MAX_IMAGE_SIZE {
-        return Err(ImageError::ResizeTooLarge {
-            in_width: image.width,
-            in_height: image.height,
+        return Err(ImageError::SizeTooLarge {
             size,
-            out_width: size.into(),
-            out_height: size.into(),
-            limit: u64::from(MAX_IMAGE_SIZE) * u64::from(MAX_IMAGE_SIZE),
+            max: MAX_IMAGE_SIZE,
         });
     }
     let (out_width, out_height) = resized_dimensions(image.width, image.height, size);
@@ -353,5 +349,12 @@ mod tests {
         let crop = resize_and_crop(&line, &PreprocessConfig::default()).unwrap();
         assert_eq!((crop.width, crop.height), (224, 224));
         assert!(crop.data.iter().all(|&v| v == 7));
+
+        let huge = PreprocessConfig {
+            size: MAX_IMAGE_SIZE + 1,
+            ..PreprocessConfig::default()
+        };
+        let err = resize_and_crop(&line, &huge).unwrap_err();
+        assert!(matches!(err, ImageError::SizeTooLarge { .. }), "{err:?}");
     }
 }
