@@ -62,7 +62,17 @@ impl Default for DecodeOptions {
 /// - TIFF's orientation tag is applied, because Pillow applies it when loading a TIFF. EXIF
 ///   orientation in other formats is applied only on request
 ///   ([`DecodeOptions::apply_exif_orientation`]);
-/// - GIF yields its first frame on Pillow's canvas (see the `gif` module).
+/// - TIFF associated (premultiplied) alpha is divided out, and 16-bit BMP channels scale as
+///   `v * 255 / (2^bits - 1)`, rounded down;
+/// - GIF yields its first frame on Pillow's canvas (see the `gif` module), and APNG and
+///   animated WebP their first frame.
+///
+/// # Errors
+/// [`ImageError::Empty`] for no bytes, [`ImageError::UnsupportedFormat`] for an unknown
+/// signature, [`ImageError::TooManyPixels`] when the header declares more than
+/// `options.max_pixels`, [`ImageError::Decode`] for corrupt or truncated data, and
+/// [`ImageError::UnsupportedImage`] for a valid file of a kind not decoded here (such as
+/// arithmetic-coded JPEG or palette TIFF). Messages name the input as `image bytes`.
 pub fn decode(bytes: &[u8], options: &DecodeOptions) -> Result<RgbImage, ImageError> {
     decode_named(bytes, options, BYTES_INPUT)
 }
