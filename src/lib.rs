@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod layers;
 pub mod model;
+pub mod preprocess;
 pub mod synth;
 pub mod text;
 pub mod vision;
