@@ -66,9 +66,17 @@ pub enum Error {
     #[error("{0}")]
     MissingTower(String),
 
-    /// An image could not be decoded or preprocessed.
-    #[error("image {input}: {message}")]
-    Image { input: String, message: String },
+    /// An image could not be decoded or preprocessed; `index` is its position in the request.
+    #[error("image {index}: {source}")]
+    Image {
+        index: usize,
+        #[source]
+        source: crate::preprocess::ImageError,
+    },
+
+    /// `preprocessor_config.json` could not be used.
+    #[error("{0}")]
+    Preprocess(#[source] crate::preprocess::ImageError),
 
     /// A computation produced NaN or infinity, which is never returned.
     #[error("{input}: the embedding contains NaN or infinite values ({hint})")]

@@ -13,16 +13,20 @@
 //! The library never prints; it logs through the `log` facade at debug level.
 
 pub mod config;
+pub mod embed;
 pub mod error;
 pub mod layers;
 pub mod model;
+pub mod options;
 pub mod preprocess;
 pub mod synth;
 pub mod text;
 pub mod vision;
 pub mod weights;
 
+pub use embed::{Embedding, Input, Modality, TextEmbedding};
 pub use error::{Error, Result};
 pub use jclip_kernels::Isa;
-pub use model::{Model, ModelOptions, TextEmbedding};
+pub use model::Model;
+pub use options::ModelOptions;
 pub use text::Truncation;

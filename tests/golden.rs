@@ -78,3 +78,43 @@ fn golden_tiny_f16_texts() {
     let model = Model::open(dir.path(), &ModelOptions::default()).unwrap();
     check_texts("tiny-f16", &model, &expected);
 }
+
+fn check_images(name: &str, model: &Model, expected: &serde_json::Value) {
+    let cases = expected["images"].as_array().unwrap();
+    let paths: Vec<std::path::PathBuf> =
+        cases.iter().map(|c| fixtures().join("images").join(c["image"].as_str().unwrap())).collect();
+    let raw = model.embed_image_files(&paths, false).unwrap();
+    let normalized = model.embed_image_files(&paths, true).unwrap();
+    let config = model.preprocess_config().unwrap();
+    for (i, case) in cases.iter().enumerate() {
+        let what = format!("{name}: image {}", case["image"]);
+        // The preprocessed input at the golden checksum positions (channel, row, column).
+        let image = jclip::preprocess::decode_file(&paths[i], &Default::default()).unwrap();
+        let pixels = jclip::preprocess::preprocess(&image, config).unwrap();
+        let positions = [(0, 0, 0), (1, 112, 112), (2, 223, 223), (0, 17, 200), (1, 111, 3)];
+        let checksum = floats(&case["pixel_checksum"]);
+        assert_eq!(checksum.len(), positions.len(), "{what}: checksum length");
+        for (k, &(c, y, x)) in positions.iter().enumerate() {
+            assert_eq!(pixels[(c * 224 + y) * 224 + x], checksum[k], "{what}: pixel checksum {k}");
+        }
+        let sum: f64 = pixels.iter().map(|&v| v as f64).sum();
+        let expected_sum = case["pixel_sum"].as_f64().unwrap();
+        assert!((sum - expected_sum).abs() < 1e-3, "{what}: pixel sum {sum} vs {expected_sum}");
+        assert_close(&raw[i].embedding, &floats(&case["embedding"]), TOLERANCE, &what);
+        assert_close(&normalized[i].embedding, &floats(&case["normalized"]), TOLERANCE, &what);
+    }
+}
+
+#[test]
+fn golden_tiny_f32_images() {
+    let (dir, expected) = rebuild("tiny-f32");
+    let model = Model::open(dir.path(), &ModelOptions::default()).unwrap();
+    check_images("tiny-f32", &model, &expected);
+}
+
+#[test]
+fn golden_tiny_f16_images() {
+    let (dir, expected) = rebuild("tiny-f16");
+    let model = Model::open(dir.path(), &ModelOptions::default()).unwrap();
+    check_images("tiny-f16", &model, &expected);
+}

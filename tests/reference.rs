@@ -95,6 +95,20 @@ fn check_image_tower(case: &ReferenceCase, model: &Model) -> usize {
     checked
 }
 
+/// Embeds the case's image files end to end: decoding, preprocessing, tower.
+fn check_image_files(case: &ReferenceCase, model: &Model) {
+    let paths: Vec<std::path::PathBuf> =
+        case.images().iter().map(|image| common::fixtures().join(image["file"].as_str().unwrap())).collect();
+    assert!(!paths.is_empty(), "{}: no images", case.name);
+    let raw = model.embed_image_files(&paths, false).unwrap();
+    let normalized = model.embed_image_files(&paths, true).unwrap();
+    for (i, path) in paths.iter().enumerate() {
+        let what = format!("{}: image file {}", case.name, path.display());
+        assert_close(&raw[i].embedding, &case.required(&format!("image.{i}.embedding")), TOLERANCE, &what);
+        assert_close(&normalized[i].embedding, &case.required(&format!("image.{i}.normalized")), TOLERANCE, &what);
+    }
+}
+
 fn check_case(name: &str) {
     let case = ReferenceCase::load(name);
     let dir = case.synth_model();
@@ -103,6 +117,7 @@ fn check_case(name: &str) {
     check_texts(&case, &model);
     let images = check_image_tower(&case, &model);
     assert!(images > 0, "{name}: no image with stored pixels was checked");
+    check_image_files(&case, &model);
 }
 
 #[test]
@@ -117,6 +132,7 @@ fn tiny_bf16_matches_reference() {
     check_weights(&case, dir.path());
     let model = Model::open(dir.path(), &ModelOptions::default()).unwrap();
     check_texts(&case, &model);
+    check_image_files(&case, &model);
 }
 
 #[test]
@@ -125,11 +141,13 @@ fn small_grid_matches_reference() {
 }
 
 #[test]
-fn full_size_text_matches_reference() {
+fn full_size_matches_reference() {
     let case = ReferenceCase::load("full");
     let dir = case.synth_model();
     check_weights(&case, dir.path());
     let model = Model::open(dir.path(), &ModelOptions::default()).unwrap();
     assert_eq!(model.text_dim(), 768);
+    assert_eq!(model.image_dim(), Some(768));
     check_texts(&case, &model);
+    check_image_files(&case, &model);
 }

@@ -1,0 +1,112 @@
+//! Options for opening a model.
+
+use jclip_kernels::Isa;
+
+use crate::error::{Error, Result};
+use crate::preprocess::DEFAULT_MAX_PIXELS;
+use crate::text::Truncation;
+use crate::text::tokenizer::DEFAULT_MAX_LENGTH;
+
+/// Environment variable that sets the worker thread count when the options do not.
+pub const THREADS_ENV: &str = "JCLIP_THREADS";
+
+/// Default token budget of one forward pass; larger requests run in several.
+/// An image counts as its patch tokens plus CLS (197 for jina-clip-v1).
+pub const DEFAULT_BATCH_TOKENS: usize = 8192;
+
+/// How a model is opened and how it runs.
+#[derive(Clone, Debug)]
+pub struct ModelOptions {
+    /// Worker threads; `None` uses `JCLIP_THREADS`, else the CPUs available to
+    /// this process (which respects container CPU quotas).
+    pub threads: Option<usize>,
+    /// Token limit per text, including `[CLS]` and `[SEP]`.
+    pub max_length: usize,
+    /// What happens to longer texts.
+    pub truncation: Truncation,
+    /// Maximum tokens per forward pass.
+    pub batch_tokens: usize,
+    /// Kernel tier; `None` picks the best the CPU supports (or `JCLIP_ISA`).
+    pub isa: Option<Isa>,
+    /// Images with more pixels are rejected before their pixels are decoded.
+    pub max_image_pixels: u64,
+    /// Rotate images by their EXIF orientation. Off by default because the
+    /// reference (Pillow's `Image.open`) ignores it.
+    pub apply_exif_orientation: bool,
+}
+
+impl Default for ModelOptions {
+    fn default() -> ModelOptions {
+        ModelOptions {
+            threads: None,
+            max_length: DEFAULT_MAX_LENGTH,
+            truncation: Truncation::Right,
+            batch_tokens: DEFAULT_BATCH_TOKENS,
+            isa: None,
+            max_image_pixels: DEFAULT_MAX_PIXELS,
+            apply_exif_orientation: false,
+        }
+    }
+}
+
+impl ModelOptions {
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads);
+        self
+    }
+
+    pub fn max_length(mut self, max_length: usize) -> Self {
+        self.max_length = max_length;
+        self
+    }
+
+    pub fn truncation(mut self, truncation: Truncation) -> Self {
+        self.truncation = truncation;
+        self
+    }
+
+    pub fn batch_tokens(mut self, batch_tokens: usize) -> Self {
+        self.batch_tokens = batch_tokens;
+        self
+    }
+
+    pub fn isa(mut self, isa: Isa) -> Self {
+        self.isa = Some(isa);
+        self
+    }
+
+    pub fn max_image_pixels(mut self, max_image_pixels: u64) -> Self {
+        self.max_image_pixels = max_image_pixels;
+        self
+    }
+
+    pub fn apply_exif_orientation(mut self, apply: bool) -> Self {
+        self.apply_exif_orientation = apply;
+        self
+    }
+}
+
+/// Returns the worker count: the option, else `JCLIP_THREADS`, else the available CPUs.
+pub(crate) fn resolve_threads(requested: Option<usize>) -> Result<usize> {
+    if let Some(threads) = requested {
+        if threads == 0 {
+            return Err(Error::InvalidOption {
+                name: "threads",
+                value: "0".into(),
+                reason: "use at least 1 thread".into(),
+            });
+        }
+        return Ok(threads);
+    }
+    if let Ok(value) = std::env::var(THREADS_ENV) {
+        if !value.trim().is_empty() {
+            return match value.trim().parse::<usize>() {
+                Ok(threads) if threads > 0 => Ok(threads),
+                _ => {
+                    Err(Error::InvalidOption { name: THREADS_ENV, value, reason: "expected a positive integer".into() })
+                }
+            };
+        }
+    }
+    Ok(std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
