@@ -1,12 +1,15 @@
 //! Collecting inputs from the command line in the order they were given.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use clap::ArgMatches;
 
 /// One input to embed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
     Text(String),
+    Image(PathBuf),
 }
 
 impl Input {
@@ -14,19 +17,78 @@ impl Input {
     pub fn kind(&self) -> &'static str {
         match self {
             Input::Text(_) => "text",
+            Input::Image(_) => "image",
         }
     }
 
-    /// The `input` field of the output.
-    pub fn label(&self) -> &str {
+    /// The `input` field of the output: the text or the image path.
+    pub fn label(&self) -> String {
         match self {
-            Input::Text(text) => text,
+            Input::Text(text) => text.clone(),
+            Input::Image(path) => path.display().to_string(),
+        }
+    }
+
+    /// The library's view of the input.
+    pub fn as_library_input(&self) -> jclip::Input<'_> {
+        match self {
+            Input::Text(text) => jclip::Input::Text(text),
+            Input::Image(path) => jclip::Input::ImageFile(path),
         }
     }
 }
 
-/// Reads a file with one text per line (`-` reads stdin). Every line is an
-/// input, empty lines included; a final newline does not start another line.
+/// Inputs given as repeatable options, with the clap ids of the options.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct InputArgs {
+    /// A text to embed; repeatable.
+    #[arg(long = "text", value_name = "TEXT")]
+    pub texts: Vec<String>,
+
+    /// A file with one text per line ("-" reads stdin); repeatable.
+    #[arg(long = "texts-file", value_name = "FILE")]
+    pub texts_files: Vec<PathBuf>,
+
+    /// An image file (JPEG, PNG, WebP, GIF, BMP, TIFF); repeatable.
+    #[arg(long = "image", value_name = "PATH")]
+    pub images: Vec<PathBuf>,
+
+    /// A file with one image path per line ("-" reads stdin); repeatable.
+    #[arg(long = "images-file", value_name = "FILE")]
+    pub images_files: Vec<PathBuf>,
+}
+
+impl InputArgs {
+    /// Collects every input in command-line order; files expand in place.
+    pub fn collect(&self, matches: &ArgMatches) -> Result<Vec<Input>, String> {
+        let indices = |id: &str| matches.indices_of(id).map(|i| i.collect::<Vec<_>>()).unwrap_or_default();
+        let mut positioned: Vec<(usize, Vec<Input>)> = Vec::new();
+        for (text, index) in self.texts.iter().zip(indices("texts")) {
+            positioned.push((index, vec![Input::Text(text.clone())]));
+        }
+        for (path, index) in self.texts_files.iter().zip(indices("texts_files")) {
+            positioned.push((index, read_lines(path)?.into_iter().map(Input::Text).collect()));
+        }
+        for (path, index) in self.images.iter().zip(indices("images")) {
+            positioned.push((index, vec![Input::Image(path.clone())]));
+        }
+        for (path, index) in self.images_files.iter().zip(indices("images_files")) {
+            let lines = read_lines(path)?;
+            let base = if path == Path::new("-") { Path::new("") } else { path.parent().unwrap_or(Path::new("")) };
+            let images = lines.into_iter().filter(|line| !line.trim().is_empty()).map(|line| {
+                // Relative paths in a list file are relative to the list file.
+                let image = PathBuf::from(line.trim());
+                Input::Image(if image.is_absolute() { image } else { base.join(image) })
+            });
+            positioned.push((index, images.collect()));
+        }
+        positioned.sort_by_key(|(index, _)| *index);
+        Ok(positioned.into_iter().flat_map(|(_, inputs)| inputs).collect())
+    }
+}
+
+/// Reads a file with one entry per line (`-` reads stdin). Every line is an
+/// entry, empty lines included; a final newline does not start another line.
 pub fn read_lines(path: &Path) -> Result<Vec<String>, String> {
     let mut content = String::new();
     let read = if path == Path::new("-") {

@@ -3,7 +3,10 @@
 mod embed;
 mod inputs;
 mod logger;
+mod model_args;
 mod output;
+mod similarity;
+mod synth;
 
 use std::process::ExitCode;
 
@@ -23,8 +26,14 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Embed texts into vectors.
+    /// Embed texts and images into vectors.
     Embed(embed::EmbedArgs),
+    /// Cosine similarity and CLIP probabilities between texts and images.
+    Similarity(similarity::SimilarityArgs),
+    /// Zero-shot classification of images against text labels.
+    Classify(similarity::ClassifyArgs),
+    /// Write a synthetic checkpoint with deterministic weights in the real layout.
+    Synth(synth::SynthArgs),
     /// Show the CPU features, the kernel tier and the defaults.
     Info(InfoArgs),
 }
@@ -49,6 +58,12 @@ fn main() -> ExitCode {
             let sub = matches.subcommand_matches("embed").expect("clap parsed the embed subcommand");
             embed::run(args, sub)
         }
+        Command::Similarity(args) => {
+            let sub = matches.subcommand_matches("similarity").expect("clap parsed the similarity subcommand");
+            similarity::similarity(args, sub)
+        }
+        Command::Classify(args) => similarity::classify(args),
+        Command::Synth(args) => synth::run(args),
         Command::Info(args) => info(args),
     };
     match result {
@@ -57,7 +72,11 @@ fn main() -> ExitCode {
             let mut message = format!("error: {error}");
             let mut source = std::error::Error::source(error.as_ref());
             while let Some(cause) = source {
-                message.push_str(&format!("\n  caused by: {cause}"));
+                // Library errors already include their source in the message.
+                let text = cause.to_string();
+                if !message.contains(&text) {
+                    message.push_str(&format!("\n  caused by: {text}"));
+                }
                 source = cause.source();
             }
             eprintln!("{message}");

@@ -20,9 +20,8 @@ pub enum Format {
 pub struct Record<'a> {
     pub kind: &'static str,
     pub input: &'a str,
-    /// Tokens the text tower saw (texts only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tokens: Option<usize>,
+    /// Tokens the tower saw: for a text with [CLS] and [SEP], for an image its patches plus CLS.
+    pub tokens: usize,
     /// Whether the text was cut at the token limit (texts only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub truncated: Option<bool>,
@@ -100,8 +99,7 @@ mod tests {
     #[test]
     fn npy_header_is_aligned() {
         let embedding = [1.0f32, 2.0];
-        let records =
-            [Record { kind: "text", input: "a", tokens: Some(3), truncated: Some(false), embedding: &embedding }];
+        let records = [Record { kind: "text", input: "a", tokens: 3, truncated: Some(false), embedding: &embedding }];
         let mut bytes = Vec::new();
         write(&mut bytes, Format::Npy, "m", true, &records).unwrap();
         let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;

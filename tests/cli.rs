@@ -1,0 +1,175 @@
+//! The `jclip` command line, run as a user would.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{fixtures, synth_model};
+use jclip::synth::{Preset, SynthDtype, SynthNaming};
+
+fn jclip(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_jclip")).args(args).output().expect("run jclip")
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(output.status.success(), "jclip failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn embed_jsonl_keeps_input_order() {
+    let dir = synth_model(Preset::Tiny, SynthNaming::Flash, SynthDtype::F32);
+    let texts = dir.path().join("texts.txt");
+    std::fs::write(&texts, "second\n\nfourth\n").unwrap();
+    let image = fixtures().join("images/camera.png");
+    let output = jclip(&[
+        "embed",
+        "--model",
+        path(dir.path()),
+        "--text",
+        "first",
+        "--texts-file",
+        path(&texts),
+        "--image",
+        path(&image),
+        "--format",
+        "jsonl",
+    ]);
+    let lines: Vec<serde_json::Value> = stdout(&output).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let inputs: Vec<&str> = lines.iter().map(|l| l["input"].as_str().unwrap()).collect();
+    assert_eq!(inputs, ["first", "second", "", "fourth", path(&image)]);
+    let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["text", "text", "text", "text", "image"]);
+    assert_eq!(lines[2]["tokens"], 2, "empty text is [CLS] [SEP]");
+    for line in &lines {
+        let norm: f64 = line["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap().powi(2)).sum();
+        assert!((norm - 1.0).abs() < 1e-5, "norm² {norm}");
+    }
+}
+
+#[test]
+fn embed_matches_the_library() {
+    let dir = synth_model(Preset::Tiny, SynthNaming::Flash, SynthDtype::F32);
+    let output =
+        jclip(&["embed", "--model", path(dir.path()), "--text", "a cat", "--format", "json", "--no-normalize"]);
+    let document: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(document["normalized"], false);
+    let cli: Vec<f32> =
+        document["embeddings"][0]["embedding"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    let model = jclip::Model::open(dir.path(), &jclip::ModelOptions::default()).unwrap();
+    assert_eq!(cli, model.embed_texts(&["a cat"], false).unwrap()[0].embedding);
+}
+
+#[test]
+fn embed_npy_has_shape_and_dtype() {
+    let dir = synth_model(Preset::Tiny, SynthNaming::Flash, SynthDtype::F32);
+    let out = dir.path().join("out.npy");
+    let output = jclip(&[
+        "embed",
+        "--model",
+        path(dir.path()),
+        "--text",
+        "a",
+        "--text",
+        "b",
+        "--format",
+        "npy",
+        "-o",
+        path(&out),
+    ]);
+    stdout(&output);
+    let bytes = std::fs::read(&out).unwrap();
+    let header = String::from_utf8_lossy(&bytes[10..128]).to_string();
+    assert!(header.contains("'descr': '<f4'") && header.contains("'shape': (2, 96)"), "{header}");
+}
+
+#[test]
+fn errors_go_to_stderr_with_nonzero_exit() {
+    let dir = synth_model(Preset::Tiny, SynthNaming::Flash, SynthDtype::F32);
+    let output = jclip(&["embed", "--model", path(dir.path()), "--image", "/nonexistent/cat.png"]);
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty(), "nothing on stdout");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.starts_with("error: image 0:") && stderr.contains("/nonexistent/cat.png"), "{stderr}");
+
+    let output = jclip(&["embed", "--model", "/nonexistent/model", "--text", "x"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/model"));
+
+    let output = jclip(&["embed", "--model", path(dir.path())]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("nothing to embed"));
+}
+
+#[test]
+fn truncate_none_rejects_long_text() {
+    let dir = synth_model(Preset::Tiny, SynthNaming::Flash, SynthDtype::F32);
+    let long = "word ".repeat(40);
+    let output =
+        jclip(&["embed", "--model", path(dir.path()), "--max-length", "16", "--truncate", "none", "--text", &long]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("42 tokens") && stderr.contains("16"), "{stderr}");
+}
+
+#[test]
+fn classify_and_similarity_report_probabilities() {
+    let dir = synth_model(Preset::Tiny, SynthNaming::Flash, SynthDtype::F32);
+    let image = fixtures().join("images/chelsea.png");
+    let output = jclip(&[
+        "classify",
+        "--model",
+        path(dir.path()),
+        "--image",
+        path(&image),
+        "--labels",
+        "cat,dog,car",
+        "--template",
+        "a photo of a {}",
+        "--format",
+        "json",
+    ]);
+    let results: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let labels = results[0]["labels"].as_array().unwrap();
+    assert_eq!(labels.len(), 3);
+    let total: f64 = labels.iter().map(|l| l["probability"].as_f64().unwrap()).sum();
+    assert!((total - 1.0).abs() < 1e-9);
+    assert!(labels.windows(2).all(|w| w[0]["probability"].as_f64() >= w[1]["probability"].as_f64()));
+    assert_eq!(labels.iter().filter(|l| l["prompt"] == "a photo of a dog").count(), 1);
+
+    let output = jclip(&[
+        "similarity",
+        "--model",
+        path(dir.path()),
+        "--text",
+        "a cat",
+        "--text",
+        "a car",
+        "--image",
+        path(&image),
+        "--format",
+        "json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(report["cosine"].as_array().unwrap().len(), 2);
+    assert_eq!(report["logit_scale"], 4.0);
+    let column: f64 = report["probabilities"][0].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).sum();
+    assert!((column - 1.0).abs() < 1e-9);
+}
+
+#[test]
+fn synth_writes_a_loadable_model() {
+    let out = tempfile::tempdir().unwrap();
+    let output = jclip(&["synth", "--preset", "small-grid", "--out", path(out.path())]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    for file in ["config.json", "model.safetensors", "tokenizer.json", "preprocessor_config.json"] {
+        assert!(out.path().join(file).is_file(), "{file} missing");
+    }
+    let info = jclip(&["info", "--model", path(out.path())]);
+    assert!(stdout(&info).contains("image tower: 2 blocks, width 96"));
+}
