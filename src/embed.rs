@@ -24,7 +24,7 @@ pub enum Input<'a> {
     Rgb(&'a RgbImage),
 }
 
-/// Which tower produced an embedding.
+/// The tower that produced an embedding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Modality {
     Text,
@@ -59,7 +59,7 @@ impl Model {
     /// Embeds texts and images in one call, L2-normalised when `normalize` is
     /// set, returning one embedding per input in input order. Texts go through
     /// the text tower and images through the image tower, in batches of at
-    /// most the token budget; every input gets the same vector it would get alone.
+    /// most the token budget. Every input gets the same vector it would get alone.
     pub fn embed(&self, inputs: &[Input<'_>], normalize: bool) -> Result<Vec<Embedding>> {
         let mut text_indices = Vec::new();
         let mut image_indices = Vec::new();
@@ -116,7 +116,7 @@ impl Model {
         self.embed(&inputs, normalize)
     }
 
-    /// Embeds already preprocessed images: `pixels` holds `[images, 3, S, S]`
+    /// Embeds already preprocessed images: `pixels` contains `[images, 3, S, S]`
     /// normalised floats, as [`preprocess::preprocess`] returns them.
     pub fn embed_pixels(&self, pixels: &[f32], images: usize, normalize: bool) -> Result<Vec<Vec<f32>>> {
         let side = self.image.as_ref().ok_or_else(|| {

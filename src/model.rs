@@ -110,62 +110,62 @@ impl Model {
         })
     }
 
-    /// The model directory.
+    /// Returns the model directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    /// The configuration read from `config.json`.
+    /// Returns the configuration read from `config.json`.
     pub fn config(&self) -> &ModelConfig {
         &self.config
     }
 
-    /// Width of the text embeddings.
+    /// Returns the width of the text embeddings.
     pub fn text_dim(&self) -> usize {
         self.text.dim()
     }
 
-    /// Width of the image embeddings, `None` for a text-only model.
+    /// Returns the width of the image embeddings, `None` for a text-only model.
     pub fn image_dim(&self) -> Option<usize> {
         self.image.as_ref().map(|side| side.tower.dim())
     }
 
-    /// The kernel tier in use.
+    /// Returns the kernel tier in use.
     pub fn isa(&self) -> Isa {
         self.kernels.isa()
     }
 
-    /// Worker threads in use.
+    /// Returns the number of worker threads.
     pub fn threads(&self) -> usize {
         self.threads
     }
 
-    /// The CLIP temperature stored in the checkpoint (`logit_scale`, before `exp`).
+    /// Returns the CLIP temperature stored in the checkpoint (`logit_scale`, before `exp`).
     pub fn logit_scale(&self) -> Option<f32> {
         self.logit_scale
     }
 
-    /// The tokenizer with the engine's truncation policy.
+    /// Returns the tokenizer with the engine's truncation policy.
     pub fn tokenizer(&self) -> &TextTokenizer {
         &self.tokenizer
     }
 
-    /// The text tower, for callers that inspect hidden states.
+    /// Returns the text tower, for callers that inspect hidden states.
     pub fn text_tower(&self) -> &TextTower {
         &self.text
     }
 
-    /// The image tower, absent for a text-only model.
+    /// Returns the image tower, `None` for a text-only model.
     pub fn vision_tower(&self) -> Option<&VisionTower> {
         self.image.as_ref().map(|side| &side.tower)
     }
 
-    /// The image preprocessing, absent for a text-only model.
+    /// Returns the image preprocessing settings, `None` for a text-only model.
     pub fn preprocess_config(&self) -> Option<&PreprocessConfig> {
         self.image.as_ref().map(|side| &side.preprocess)
     }
 
-    /// The kernels in use.
+    /// Returns the kernels in use.
     pub fn kernels(&self) -> &Kernels {
         &self.kernels
     }

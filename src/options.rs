@@ -14,7 +14,7 @@ pub const THREADS_ENV: &str = "JCLIP_THREADS";
 /// An image counts as its patch tokens plus CLS (197 for jina-clip-v1).
 pub const DEFAULT_BATCH_TOKENS: usize = 8192;
 
-/// How a model is opened and how it runs.
+/// Settings for opening and running a model.
 #[derive(Clone, Debug)]
 pub struct ModelOptions {
     /// Worker threads; `None` uses `JCLIP_THREADS`, else the CPUs available to
@@ -22,7 +22,7 @@ pub struct ModelOptions {
     pub threads: Option<usize>,
     /// Token limit per text, including `[CLS]` and `[SEP]`.
     pub max_length: usize,
-    /// What happens to longer texts.
+    /// Handling of texts longer than `max_length`.
     pub truncation: Truncation,
     /// Maximum tokens per forward pass.
     pub batch_tokens: usize,
