@@ -427,7 +427,8 @@ mod tests {
         assert_eq!(vision.mlp_hidden, 2048);
         assert_eq!(vision.num_heads(), 12);
         assert_eq!(vision.tokens_per_image(), 197);
-        assert!(vision.rope && vision.rope_interpolate);
+        assert!(vision.rope);
+        assert!(vision.rope_interpolate);
     }
 
     #[test]

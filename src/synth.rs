@@ -57,7 +57,7 @@ pub fn uniform_values(seed: u64, name: &str, start: usize, out: &mut [f32]) {
     }
 }
 
-/// How a tensor's uniform values are scaled, by the tensor's role.
+/// Scaling of a tensor's uniform values, chosen by the tensor's role.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Role {
     Constant(f32),
@@ -250,7 +250,7 @@ pub enum SynthNaming {
     BareText,
 }
 
-/// What [`write_model_dir`] writes.
+/// Settings of the checkpoint that [`write_model_dir`] writes.
 #[derive(Clone, Debug)]
 pub struct SynthOptions {
     pub preset: Preset,

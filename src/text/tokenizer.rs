@@ -1,4 +1,4 @@
-//! The tokenizer policy: the engine's own truncation, whatever `tokenizer.json` says.
+//! The tokenizer policy: the engine's own truncation, whatever `tokenizer.json` contains.
 //!
 //! The reference's `encode_text` truncates each text to 512 tokens including
 //! `[CLS]` and `[SEP]` and pads to the longest text of the batch. The engine
@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// Default token limit per text, including `[CLS]` and `[SEP]`, as the reference's `encode_text`.
 pub const DEFAULT_MAX_LENGTH: usize = 512;
 
-/// What happens to a text longer than the token limit.
+/// Handling of a text longer than the token limit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Truncation {
     /// Keep the first tokens, as the reference does.

@@ -114,7 +114,7 @@ impl Checkpoint {
             let file = File::open(path).map_err(|source| Error::io(path, source))?;
             // SAFETY: the mapping is read-only. Like every memory-mapped reader,
             // this assumes no other process truncates or rewrites the file while
-            // the model is open; that is documented as a limit of the library.
+            // the model is open. README lists that as a limit of the library.
             let map = unsafe { Mmap::map(&file) }.map_err(|source| Error::io(path, source))?;
             let (header_len, header) = SafeTensors::read_metadata(&map).map_err(|e| Error::InvalidCheckpoint {
                 path: path.clone(),
@@ -169,7 +169,7 @@ impl Checkpoint {
         self.tensors.keys().map(String::as_str)
     }
 
-    /// The `__metadata__` map of the (first) file.
+    /// Returns the `__metadata__` map of the first file.
     pub fn metadata(&self) -> &HashMap<String, String> {
         &self.metadata
     }

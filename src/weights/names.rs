@@ -1,4 +1,4 @@
-//! The one place that knows checkpoint tensor names.
+//! The one module that maps checkpoint tensor names.
 //!
 //! It maps the names of a checkpoint onto typed per-layer structs and checks
 //! every shape against the configuration. Three text layouts are accepted:
