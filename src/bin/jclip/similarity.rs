@@ -96,7 +96,7 @@ fn embed_pair(
             ));
         }
     }
-    Ok((text_vectors, image_vectors))
+    Ok(EmbeddedPair { texts: text_vectors, images: image_vectors })
 }
 
 /// The temperature `exp(logit_scale)`, or an error saying why probabilities are unavailable.
@@ -129,8 +129,8 @@ pub fn similarity(args: &SimilarityArgs, matches: &ArgMatches) -> CliResult {
         );
     }
     let model = args.model.open()?;
-    let (text_vectors, image_vectors) = embed_pair(&model, &texts, &images)?;
-    let cosine = cosine_matrix(&text_vectors, &image_vectors);
+    let pair = embed_pair(&model, &texts, &images)?;
+    let cosine = cosine_matrix(&pair.texts, &pair.images);
     let probabilities = temperature(&model).ok().map(|scale| {
         (0..images.len()).map(|i| softmax(&cosine.iter().map(|row| row[i]).collect::<Vec<_>>(), scale)).collect()
     });
@@ -213,8 +213,8 @@ pub fn classify(args: &ClassifyArgs) -> CliResult {
     let prompts: Vec<String> = labels.iter().map(|l| args.template.replace("{}", l)).collect();
     let model = args.model.open()?;
     let scale = temperature(&model)?;
-    let (text_vectors, image_vectors) = embed_pair(&model, &prompts, &args.images)?;
-    let cosine = cosine_matrix(&text_vectors, &image_vectors);
+    let pair = embed_pair(&model, &prompts, &args.images)?;
+    let cosine = cosine_matrix(&pair.texts, &pair.images);
     let mut results = Vec::new();
     for (i, image) in args.images.iter().enumerate() {
         let column: Vec<f64> = cosine.iter().map(|row| row[i]).collect();
