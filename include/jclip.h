@@ -3,8 +3,10 @@
  * embedding model. Texts and images are embedded into vectors of
  * jclip_text_dim() and jclip_image_dim() floats (768 for jina-clip-v1).
  *
- * Link on Linux with the system libraries that rustc lists for the static
- * library (`--print native-static-libs`):
+ * Build target/release/libjclip.a (and libjclip.so) with
+ *   cargo rustc --release --lib --crate-type staticlib,cdylib
+ * and link on Linux with the system libraries that rustc lists for it
+ * (`--print native-static-libs`):
  *   cc app.c -Iinclude target/release/libjclip.a -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
  *
  * Errors. Every function that can fail returns a jclip_status: JCLIP_OK (0)
