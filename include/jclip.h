@@ -19,21 +19,21 @@
  * Ownership. The caller owns every buffer. Inputs are read during the call
  * and never kept. Embeddings are written into the caller's float array, one
  * row of dim floats per input in input order, after checking that its
- * capacity (in floats) is large enough; on any error the array is left
+ * capacity (in floats) is large enough. On any error the array is left
  * unchanged. The only object the library allocates for the caller is the
  * jclip_model handle, released by jclip_close(). Strings the library
  * returns are owned by the library.
  *
- * Threads. One jclip_model may be used from several threads at once: all
- * functions except jclip_close() may run concurrently on the same handle.
- * Each model runs its work on its own pool of worker threads, which
- * concurrent calls share. jclip_close() waits for calls in progress on
- * other threads to return; calls that start after it return
- * JCLIP_ERR_CLOSED_HANDLE.
+ * Threads. One jclip_model may be used from several threads at once, and
+ * every function may run concurrently on the same handle. Each model runs
+ * its work on its own pool of worker threads, which concurrent calls share.
+ * jclip_close() waits for the calls in progress on other threads to return,
+ * and calls that start after it return JCLIP_ERR_CLOSED_HANDLE.
  *
- * Invalid handles. NULL and closed handles are detected and reported; any
- * other pointer that did not come from jclip_open() is undefined behaviour
- * (a wrong magic number is detected on a best-effort basis).
+ * Invalid handles. NULL and closed handles are detected and reported, except
+ * that jclip_close(NULL) does nothing, as free(NULL) does. Passing any other
+ * pointer that did not come from jclip_open() is undefined behaviour, though
+ * a wrong magic number is detected on a best-effort basis.
  *
  * Panics. No Rust panic unwinds into the caller: a panic inside a call is
  * caught and returned as JCLIP_ERR_PANIC. Rust's default panic hook still
@@ -149,15 +149,15 @@ typedef enum jclip_precision {
      */
     JCLIP_PRECISION_F32 = 0,
     /**
-     * float16 weights and activations; not supported yet.
+     * float16 arithmetic, rejected with `JCLIP_ERR_UNSUPPORTED` by this version.
      */
     JCLIP_PRECISION_F16 = 1,
     /**
-     * bfloat16 weights and activations; not supported yet.
+     * bfloat16 arithmetic, rejected with `JCLIP_ERR_UNSUPPORTED` by this version.
      */
     JCLIP_PRECISION_BF16 = 2,
     /**
-     * int8 weights; not supported yet.
+     * int8 weights, rejected with `JCLIP_ERR_UNSUPPORTED` by this version.
      */
     JCLIP_PRECISION_INT8 = 3,
 } jclip_precision;
@@ -224,7 +224,8 @@ typedef struct jclip_options {
     const char *isa;
     /**
      * Nonzero rotates encoded images by their EXIF orientation tag. Off by
-     * default, because the reference (Pillow's `Image.open`) ignores it.
+     * default, because the PyTorch reference pipeline (Pillow's `Image.open`)
+     * ignores it.
      */
     uint32_t apply_exif_orientation;
     /**

@@ -50,7 +50,8 @@ pub struct jclip_options {
     /// `JCLIP_ISA` environment variable, else the best tier the CPU supports.
     pub isa: *const c_char,
     /// Nonzero rotates encoded images by their EXIF orientation tag. Off by
-    /// default, because the reference (Pillow's `Image.open`) ignores it.
+    /// default, because the PyTorch reference pipeline (Pillow's `Image.open`)
+    /// ignores it.
     pub apply_exif_orientation: u32,
     /// Must be 0.
     pub reserved: u32,
@@ -74,11 +75,11 @@ pub enum jclip_truncation {
 pub enum jclip_precision {
     /// float32 arithmetic (the default).
     JCLIP_PRECISION_F32 = 0,
-    /// float16 weights and activations; not supported yet.
+    /// float16 arithmetic, rejected with `JCLIP_ERR_UNSUPPORTED` by this version.
     JCLIP_PRECISION_F16 = 1,
-    /// bfloat16 weights and activations; not supported yet.
+    /// bfloat16 arithmetic, rejected with `JCLIP_ERR_UNSUPPORTED` by this version.
     JCLIP_PRECISION_BF16 = 2,
-    /// int8 weights; not supported yet.
+    /// int8 weights, rejected with `JCLIP_ERR_UNSUPPORTED` by this version.
     JCLIP_PRECISION_INT8 = 3,
 }
 
