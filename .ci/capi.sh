@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # C API checks, run by .ci/run after the tests:
 #  1. include/jclip.h is exactly what cbindgen generates from src/ffi;
-#  2. the release static library libjclip.a builds;
+#  2. no dependency compiles native code, and the release libjclip.a and
+#     libjclip.so build with LTO;
 #  3. the C examples build with cc against it. Their embeddings of the golden
 #     texts and two photos equal the Rust CLI's within 1e-6, one model handle
 #     serves four POSIX threads, and valgrind finds no memory error;
 #  4. the library and the example need only the C runtime, libm and libgcc_s
 #     (the unwinder), checked with readelf/ldd on the binaries and with nm on
 #     every symbol that libjclip.a leaves undefined;
-#  5. the sizes of libjclip.a and of a stripped example binary are printed.
+#  5. libjclip.a calls no socket function and exports the header's functions;
+#  6. the sizes of the libraries and of a stripped example binary are printed.
 # Needs cargo, cc, make, python3 (to read the golden texts), binutils, and
 # crates.io access on the first run to install the pinned cbindgen.
 set -euo pipefail
