@@ -15,6 +15,7 @@
 pub mod config;
 pub mod embed;
 pub mod error;
+pub mod ffi;
 pub mod layers;
 pub mod model;
 pub mod options;
