@@ -77,12 +77,14 @@ fn softmax(values: &[f64], scale: f64) -> Vec<f64> {
     exps.into_iter().map(|e| e / total).collect()
 }
 
+/// Normalised embeddings of texts and of images, one vector per input.
+struct EmbeddedPair {
+    texts: Vec<Vec<f32>>,
+    images: Vec<Vec<f32>>,
+}
+
 /// Embeds texts and images (normalised) and checks they share one space.
-fn embed_pair(
-    model: &jclip::Model,
-    texts: &[String],
-    images: &[std::path::PathBuf],
-) -> Result<(Vec<Vec<f32>>, Vec<Vec<f32>>), String> {
+fn embed_pair(model: &jclip::Model, texts: &[String], images: &[std::path::PathBuf]) -> Result<EmbeddedPair, String> {
     let text_vectors: Vec<Vec<f32>> =
         model.embed_texts(texts, true).map_err(|e| e.to_string())?.into_iter().map(|e| e.embedding).collect();
     let image_vectors: Vec<Vec<f32>> =
