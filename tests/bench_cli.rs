@@ -93,7 +93,7 @@ fn table_lists_cases_and_ceilings() {
     let table = stdout(&output);
     assert!(table.contains("p50 ms"), "{table}");
     assert!(table.contains("2 texts × 64 tokens"), "{table}");
-    assert!(table.contains("ceiling at 1 threads: FP32 FMA"), "{table}");
+    assert!(table.contains("ceiling with 1 thread: FP32 FMA"), "{table}");
     assert!(table.contains("load average before"), "{table}");
 }
 

@@ -220,7 +220,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
         let model = args.open_model(threads, max_length)?;
         first_open_ms.get_or_insert_with(since_main_ms);
         isa = model.isa().to_string();
-        eprintln!("measuring at {} threads", model.threads());
+        eprintln!("measuring with {}", report::threads_label(model.threads()));
         for case in &cases {
             let inputs = cases::build_inputs(case, model.tokenizer(), &images)?;
             let report = run_case(&model, case, &inputs, timing, &mut peak_rss, &mut first_embedding_ms)?;

@@ -98,6 +98,11 @@ pub struct BenchReport {
     pub resident_at_end: Option<Resident>,
 }
 
+/// Returns "1 thread" or "N threads".
+pub fn threads_label(threads: usize) -> String {
+    if threads == 1 { "1 thread".to_string() } else { format!("{threads} threads") }
+}
+
 fn megabytes(bytes: Option<u64>) -> String {
     bytes.map_or("-".to_string(), |b| format!("{:.0}", b as f64 / (1024.0 * 1024.0)))
 }
@@ -119,8 +124,11 @@ pub fn table(report: &BenchReport) -> String {
         let [rows, n, k] = peak.matmul_shape;
         let _ = writeln!(
             out,
-            "ceiling at {} threads: FP32 FMA {:.1} GFLOP/s ({}); jclip matmul {rows}×{n}×{k}: {:.1} GFLOP/s",
-            peak.threads, peak.fma_gflops, peak.fma_instructions, peak.matmul_gflops
+            "ceiling with {}: FP32 FMA {:.1} GFLOP/s ({}); jclip matmul {rows}×{n}×{k}: {:.1} GFLOP/s",
+            threads_label(peak.threads),
+            peak.fma_gflops,
+            peak.fma_instructions,
+            peak.matmul_gflops
         );
     }
     let _ = writeln!(
