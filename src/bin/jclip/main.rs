@@ -1,5 +1,6 @@
 //! The `jclip` command-line tool.
 
+mod bench;
 mod embed;
 mod inputs;
 mod logger;
@@ -36,6 +37,8 @@ enum Command {
     Synth(synth::SynthArgs),
     /// Show the CPU features, the kernel tier and the defaults.
     Info(InfoArgs),
+    /// Measure latency, throughput, GFLOP/s and memory on a model directory.
+    Bench(bench::BenchArgs),
 }
 
 /// Arguments of `jclip info`.
@@ -47,6 +50,7 @@ struct InfoArgs {
 }
 
 fn main() -> ExitCode {
+    bench::record_main_entry();
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
         Command::Classify(args) => similarity::classify(args),
         Command::Synth(args) => synth::run(args),
         Command::Info(args) => info(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
