@@ -61,7 +61,7 @@ pub(crate) struct RowBias<'a> {
 
 /// Attention of one query over the `len` keys and values of its segment:
 /// `out = softmax(scale·q·kⱼ + bias(i, j)) · V`. Keys and values are rows of
-/// `head_dim` values, `stride` floats apart. `scores` holds [`KEY_TILE`] values.
+/// `head_dim` values, `stride` floats apart. `scores` has room for [`KEY_TILE`] values.
 pub(crate) fn attention_row_scalar(
     q: &[f32],
     keys: &[f32],
@@ -88,10 +88,8 @@ pub(crate) fn attention_row_scalar(
             if bias.slope != 0.0 {
                 s += -bias.slope * bias.query.abs_diff(j) as f32;
             }
-            if let Some(mask) = bias.key_mask {
-                if !mask[j] {
-                    s += MASKED_KEY_SCORE;
-                }
+            if bias.key_mask.is_some_and(|mask| !mask[j]) {
+                s += MASKED_KEY_SCORE;
             }
             *score = s;
             tile_max = tile_max.max(s);
@@ -155,7 +153,7 @@ impl AttentionJob<'_> {
 /// may write the task's part of the output meanwhile.
 pub(crate) type TaskKernel = unsafe fn(&AttentionJob<'_>, &Task);
 
-/// The scalar task: [`attention_row_scalar`] for every query.
+/// Computes one task with [`attention_row_scalar`] for every query.
 ///
 /// # Safety
 /// No other task may write the task's part of the output meanwhile.
@@ -193,8 +191,8 @@ pub(crate) unsafe fn task_scalar(job: &AttentionJob<'_>, task: &Task) {
 /// Lane offsets 0, 1, 2, … as floats, for key positions in the ALiBi bias.
 const LANE_INDICES: [f32; 16] = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0];
 
-/// The SIMD task: blocks of `MR` queries against key tiles of [`KEY_TILE`],
-/// with both products on the matmul microkernel.
+/// Computes one task in blocks of `MR` queries against key tiles of
+/// [`KEY_TILE`], with both products on the matmul microkernel.
 ///
 /// Per task, the keys of the segment and head are packed transposed in
 /// panels of [`NR`] keys (`kt[(panel·head_dim + c)·NR + j]`) and the values
@@ -256,7 +254,7 @@ pub(crate) unsafe fn task_simd<S: Simd, const MR: usize, const NP: usize, const 
 
     let scale = s.splat(params.scale);
     let negative_slope = s.splat(-slope);
-    // SAFETY: LANE_INDICES holds 16 ≥ LANES values.
+    // SAFETY: LANE_INDICES contains 16 ≥ LANES values.
     let lane_indices = unsafe { s.load(LANE_INDICES.as_ptr()) };
     let mut panels = [std::ptr::null::<f32>(); super::matmul::simd::MAX_NP];
     for q0 in task.queries.clone().step_by(MR) {
@@ -348,7 +346,7 @@ pub(crate) unsafe fn task_simd<S: Simd, const MR: usize, const NP: usize, const 
                 running_max[i] = new_max;
                 let correction_vector = s.splat(correction);
                 for c in (0..padded_dim).step_by(S::LANES) {
-                    // SAFETY: o row i holds padded_dim floats, a multiple of LANES.
+                    // SAFETY: row i of o has padded_dim floats, a multiple of LANES.
                     unsafe {
                         let pointer = o.as_mut_ptr().add(i * padded_dim + c);
                         s.store(pointer, s.mul(s.load(pointer), correction_vector));

@@ -51,14 +51,14 @@ pub(crate) enum Half {
 }
 
 impl Half {
-    fn to_f32(self, pair: [u8; 2]) -> f32 {
+    fn widen(self, pair: [u8; 2]) -> f32 {
         match self {
             Half::F16 => f16::from_le_bytes(pair).to_f32(),
             Half::BF16 => bf16::from_le_bytes(pair).to_f32(),
         }
     }
 
-    fn from_f32(self, value: f32) -> [u8; 2] {
+    fn narrow(self, value: f32) -> [u8; 2] {
         match self {
             Half::F16 => f16::from_f32(value).to_le_bytes(),
             Half::BF16 => bf16::from_f32(value).to_le_bytes(),
@@ -68,13 +68,13 @@ impl Half {
 
 pub(crate) fn widen_scalar(format: Half, bytes: &[u8], out: &mut [f32]) {
     for (pair, out) in bytes.chunks_exact(2).zip(out) {
-        *out = format.to_f32([pair[0], pair[1]]);
+        *out = format.widen([pair[0], pair[1]]);
     }
 }
 
 pub(crate) fn narrow_scalar(format: Half, values: &[f32], bytes: &mut [u8]) {
     for (&value, pair) in values.iter().zip(bytes.chunks_exact_mut(2)) {
-        pair.copy_from_slice(&format.from_f32(value));
+        pair.copy_from_slice(&format.narrow(value));
     }
 }
 

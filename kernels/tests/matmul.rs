@@ -215,6 +215,7 @@ fn linear_model_sized_shape() {
 }
 
 /// Runs `linear_gated` at `offset` inside NaN-filled buffers.
+#[allow(clippy::too_many_arguments)]
 fn run_gated(
     kernels: &Kernels,
     x: &[f32],

@@ -21,10 +21,10 @@ pub const PACKED_ALIGN: usize = 64;
 /// Storage format of packed weights.
 ///
 /// Each format fixes the bytes per weight and how many consecutive input
-/// features form one group inside a panel (`k_group`): a panel stores
+/// features form one group inside a panel (`k_group`). A panel stores
 /// `ceil(k / k_group)` groups of `NR × k_group` values, lane-major within a
 /// group. Every format so far has groups of 1, so a panel is `k` rows of `NR`
-/// weights; formats for dot-product instructions (int8, bf16 pairs) will
+/// weights. Formats for dot-product instructions (int8, bf16 pairs) will
 /// group 4 or 2 input features.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]

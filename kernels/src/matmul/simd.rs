@@ -41,9 +41,9 @@ pub(crate) fn return_scratch(buffer: Vec<f32>) {
 /// value does not depend on `MR`, `NP` or its position in the tile.
 ///
 /// # Safety
-/// The CPU must support `S`'s tier; `x` must hold `kc·x_stride` readable
-/// floats with `MR <= x_stride`, each `w[p]` `kc·NR` readable floats, and
-/// `acc` `(MR − 1)·acc_stride + NP·NR` readable and writable floats.
+/// The CPU must support `S`'s tier, and `MR <= x_stride`. `x` must have
+/// `kc·x_stride` readable floats and each `w[p]` `kc·NR` readable floats.
+/// `acc` must have `(MR − 1)·acc_stride + NP·NR` readable and writable floats.
 #[inline(always)]
 pub(crate) unsafe fn micro<S: Simd, const MR: usize, const NP: usize, const VPP: usize>(
     s: S,
@@ -166,7 +166,7 @@ unsafe fn panel_rows<S: Simd>(
             WeightFormat::F32 => out[p] = source.cast(),
             WeightFormat::F16 | WeightFormat::BF16 => {
                 let source = source.cast::<u16>();
-                // SAFETY: the buffer holds np·kc·NR floats (caller's contract).
+                // SAFETY: the buffer has room for np·kc·NR floats (caller's contract).
                 let target = unsafe { buffer.add(p * kc * NR) };
                 for offset in (0..kc * NR).step_by(S::LANES) {
                     // SAFETY: rows k0..k0 + kc of the panel hold kc·NR halves,
@@ -326,14 +326,13 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NP: usize, const VPP: 
             for (m, w) in [Some(first), second].into_iter().flatten().enumerate() {
                 let mut panels = [std::ptr::null(); MAX_NP];
                 // SAFETY: panels panel0 + panel.. + np and rows k0..k0 + kc
-                // exist; the buffer holds NP·KC·NR floats.
+                // exist, and the buffer has room for NP·KC·NR floats.
                 unsafe { panel_rows(s, w, tile.panel0 + panel, np, k0, kc, w_buffer, &mut panels) };
                 for g in 0..groups {
                     let group_rows = MR.min(tile.rows - g * MR);
-                    // SAFETY: row group g of x_pack holds kc·MR floats; the
-                    // panels hold kc·NR floats each; the accumulator block of
-                    // matrix m starts inside it with room for group_rows rows
-                    // of np·NR floats.
+                    // SAFETY: row group g of x_pack has kc·MR floats, and each
+                    // panel has kc·NR floats. The accumulator block of matrix
+                    // m has room for group_rows rows of np·NR floats.
                     unsafe {
                         let acc = accumulators.add(m * acc_len + g * MR * acc_stride + panel * NR);
                         let x = x_pack.add(g * MR * KC);

@@ -20,7 +20,7 @@ pub const ROUNDING_UNITS_PER_SQRT_K: f64 = 4.0;
 /// Absolute error of the erf approximation in every tier.
 pub const ERF_TOLERANCE: f64 = 1.5e-7;
 
-/// Every supported tier except scalar, each to be compared with the scalar twin.
+/// Returns every supported tier except scalar, each to be compared with the scalar twin.
 pub fn simd_tiers() -> Vec<Kernels> {
     Isa::supported()
         .into_iter()
@@ -29,7 +29,7 @@ pub fn simd_tiers() -> Vec<Kernels> {
         .collect()
 }
 
-/// Every supported tier, scalar first.
+/// Returns every supported tier, scalar first.
 pub fn all_tiers() -> Vec<Kernels> {
     Isa::supported().into_iter().map(|isa| Kernels::for_isa(isa).expect("a supported tier has kernels")).collect()
 }
@@ -54,7 +54,7 @@ pub fn placed(values: &[f32], offset: usize) -> Vec<f32> {
     buffer
 }
 
-/// A thread pool of `threads` threads.
+/// Builds a thread pool of `threads` threads.
 pub fn pool(threads: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("failed to build a rayon pool")
 }
