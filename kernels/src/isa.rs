@@ -287,10 +287,4 @@ impl Kernels {
     pub fn isa(&self) -> Isa {
         self.table.isa
     }
-
-    /// Returns the rows per microkernel call of this tier's matmul, the unit
-    /// in which it splits rows into tiles.
-    pub fn matmul_rows_per_call(&self) -> usize {
-        self.table.matmul.mr
-    }
 }

@@ -166,7 +166,7 @@ macro_rules! simd_tier {
 
             pub(crate) static TABLE: Table = Table {
                 isa: $isa,
-                matmul: MatmulKernels { tile: matmul_tile, mr: $mr },
+                matmul: MatmulKernels { tile: matmul_tile, mr: $mr, packs_x: true },
                 layer_norm,
                 softmax,
                 erf,

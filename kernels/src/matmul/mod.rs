@@ -6,13 +6,16 @@
 //! 1. split the output into tiles of at most [`MC`] rows by at most
 //!    [`NC_PANELS`] panels, enough of them to keep every thread busy, and run
 //!    the tiles in parallel on the current rayon pool;
-//! 2. within a tile, split `k` into blocks of [`KC`]; copy the tile's rows of
-//!    X for one block into row groups of the tier's MR rows, input-feature
-//!    major, so the microkernel reads them as one stream;
-//! 3. for every group of the tier's NP panels and every row group, run the
-//!    register-tiled microkernel (MR rows × NP·NR features) over the block,
-//!    and after the last block apply the epilogue (bias, activation, gate
-//!    product, residual) while the block is still in L1.
+//! 2. copy X into groups of the tier's MR rows, input-feature major, so the
+//!    microkernel reads a row group as one stream: once for all tiles when
+//!    the copy fits in [`SHARED_PACK_MAX_BYTES`] (tiles that share rows
+//!    then share the copy), else per tile and reduction block, so the reads
+//!    of X overlap the arithmetic;
+//! 3. within a tile, split `k` into blocks of [`KC`], and for every row
+//!    group and every group of the tier's NP panels, run the register-tiled
+//!    microkernel (MR rows × NP·NR features) over the block; after the last
+//!    block, apply the epilogue (bias, activation, gate product, residual)
+//!    to the microkernel's output while it is still in L1.
 //!
 //! Every output element is the same fused multiply-add chain over `k` in
 //! ascending order, whatever the tile, row group or thread it falls in, so
@@ -33,14 +36,16 @@ pub use packed::{PACKED_ALIGN, PackError, PackedMatrix, SharedBytes, WeightForma
 
 /// Output features per packed panel, fixed by the packed format.
 pub const NR: usize = 16;
-/// Rows of X per tile: the tile's packed rows for one reduction block
-/// (`MC·KC` floats, 96 KiB) stay in L2 while every panel of the tile passes.
+/// Rows of X per tile: with [`NC_PANELS`] it bounds the tile's accumulators
+/// (`MC·NC_PANELS·NR` floats, 384 KiB), which stay in L2.
 pub const MC: usize = 96;
-/// Reduction block: a microkernel's weights for one block (`KC·NP·NR`
-/// floats, 48 KiB at NP = 3) are read from L2 while MR rows stay in L1.
+/// Reduction block: a row group's packed X for one block (`MR·KC` floats,
+/// 8 KiB at MR = 8) stays in L1 while the tile's weights for the block
+/// stream past it from L2. Blocks of 128 to 384 measured within noise of
+/// each other on the development machine.
 pub const KC: usize = 256;
-/// Panels per tile at most: the tile's weights for one block (`KC·NC_PANELS·NR`
-/// floats, 1 MiB) fit in L2.
+/// Panels per tile at most: the tile's weights for one block
+/// (`KC·NC_PANELS·NR` floats, 1 MiB) stay in L2 while its row groups pass.
 pub const NC_PANELS: usize = 64;
 /// Tiles per thread when more than one thread runs, so that work stealing
 /// evens out tiles of unequal size.
@@ -112,6 +117,11 @@ pub(crate) struct MatmulJob<'a> {
     pub product: Product<'a>,
     /// `[rows, n]`; each tile writes only its own rows and columns.
     pub out: DisjointOutput<'a>,
+    /// X in groups of `x_pack_rows` rows, each group `k` steps of
+    /// `x_pack_rows` values (zero past the last row), when the driver packed
+    /// it for all tiles.
+    pub x_pack: Option<&'a [f32]>,
+    pub x_pack_rows: usize,
 }
 
 impl MatmulJob<'_> {
@@ -146,6 +156,48 @@ pub(crate) struct MatmulKernels {
     pub tile: TileKernel,
     /// Rows per microkernel call; tiles are cut at multiples of it.
     pub mr: usize,
+    /// Whether the tile reads X packed in row groups of `mr` rows.
+    pub packs_x: bool,
+}
+
+/// Largest copy of X made once for all tiles; larger inputs are copied by
+/// each tile, one block at a time, which costs a copy per tile but streams X
+/// from memory while the tile computes.
+pub const SHARED_PACK_MAX_BYTES: usize = 1 << 20;
+
+/// Row groups packed per parallel task.
+const GROUPS_PER_PACK_TASK: usize = 8;
+
+thread_local! {
+    /// Packed X of the matmul calls made from this thread, kept between calls.
+    static X_PACK: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Copies `x: [rows, k]` into `out` in groups of `mr` rows: group `g` is
+/// `k` steps of `mr` values, `out[g·mr·k + kk·mr + i] = x[(g·mr + i)·k + kk]`,
+/// with zeros for rows past the end.
+fn pack_rows(x: &[f32], rows: usize, k: usize, mr: usize, out: &mut [f32]) {
+    let group_len = mr * k;
+    if group_len == 0 {
+        return;
+    }
+    assert!(x.len() >= rows * k && out.len() >= rows.div_ceil(mr) * group_len, "packed X buffers too short");
+    out.par_chunks_mut(group_len * GROUPS_PER_PACK_TASK).enumerate().for_each(|(task, groups)| {
+        for (index, group) in groups.chunks_exact_mut(group_len).enumerate() {
+            let row0 = (task * GROUPS_PER_PACK_TASK + index) * mr;
+            let group_rows = mr.min(rows - row0);
+            if group_rows < mr {
+                group.fill(0.0);
+            }
+            // One input feature of all rows at a time, so the writes are sequential.
+            let source = &x[row0 * k..(row0 + group_rows) * k];
+            for (kk, step) in group.chunks_exact_mut(mr).enumerate() {
+                for (i, value) in step[..group_rows].iter_mut().enumerate() {
+                    *value = source[i * k + kk];
+                }
+            }
+        }
+    });
 }
 
 /// Splits `rows × panel_count` into tiles: rows evenly into tiles of at most
@@ -197,8 +249,8 @@ impl Kernels {
         if let Some(residual) = epilogue.residual {
             assert_eq!(residual.len(), rows * n, "residual has {} values, expected {rows}×{n}", residual.len());
         }
-        let job = MatmulJob { x, k: w.k(), n, product: Product::Linear { w, epilogue }, out: DisjointOutput::new(y) };
-        self.run_matmul(&job, rows, w.panel_count());
+        let product = Product::Linear { w, epilogue };
+        self.run_matmul(x, rows, w.k(), n, product, y);
     }
 
     /// Computes the gated product `y = act(x·Gᵀ + gate_bias) ⊙ (x·Vᵀ + value_bias)`
@@ -224,23 +276,45 @@ impl Kernels {
             assert_eq!(bias.len(), n, "bias has {} values, expected {n}", bias.len());
         }
         let product = Product::Gated { gate, gate_bias, value, value_bias, activation };
-        let job = MatmulJob { x, k: gate.k(), n, product, out: DisjointOutput::new(y) };
-        self.run_matmul(&job, rows, gate.panel_count());
+        self.run_matmul(x, rows, gate.k(), n, product, y);
     }
 
-    fn run_matmul(&self, job: &MatmulJob<'_>, rows: usize, panel_count: usize) {
+    fn run_matmul(&self, x: &[f32], rows: usize, k: usize, n: usize, product: Product<'_>, y: &mut [f32]) {
         let kernels = self.table.matmul;
-        let tiles = tiles(rows, panel_count, rayon::current_num_threads(), kernels.mr);
+        let tiles = tiles(rows, n.div_ceil(NR), rayon::current_num_threads(), kernels.mr);
+        if tiles.is_empty() {
+            return;
+        }
+        let mut x_pack = Vec::new();
+        let share_pack = kernels.packs_x && rows.next_multiple_of(kernels.mr) * k * 4 <= SHARED_PACK_MAX_BYTES;
+        if share_pack {
+            x_pack = X_PACK.take();
+            let len = rows.next_multiple_of(kernels.mr) * k;
+            if x_pack.len() < len {
+                x_pack.resize(len, 0.0);
+            }
+            pack_rows(x, rows, k, kernels.mr, &mut x_pack[..len]);
+        }
+        let job = MatmulJob {
+            x,
+            k,
+            n,
+            product,
+            out: DisjointOutput::new(y),
+            x_pack: share_pack.then_some(&x_pack[..]),
+            x_pack_rows: kernels.mr,
+        };
         let run = |tile: Tile| {
             // SAFETY: `Kernels` exists only for tiers the CPU supports, and
             // `tiles` returns disjoint tiles, each run once.
-            unsafe { (kernels.tile)(job, tile) }
+            unsafe { (kernels.tile)(&job, tile) }
         };
         if tiles.len() == 1 {
             run(tiles[0]);
         } else {
             tiles.into_par_iter().for_each(run);
         }
+        X_PACK.set(x_pack);
     }
 }
 

@@ -12,7 +12,7 @@ use super::{KC, MatmulJob, NR, PackedMatrix, Product, Tile, WeightFormat};
 /// Rows of X handled together, so each loaded panel row is reused MR times.
 pub(crate) const MR: usize = 4;
 
-pub(crate) const KERNELS: super::MatmulKernels = super::MatmulKernels { tile, mr: MR };
+pub(crate) const KERNELS: super::MatmulKernels = super::MatmulKernels { tile, mr: MR, packs_x: false };
 
 /// Copies rows `k0..k0 + kc` of panel `panel` to `out` (`kc·NR` floats) as f32.
 fn read_panel_block(w: &PackedMatrix, panel: usize, k0: usize, kc: usize, out: &mut [f32]) {

@@ -295,12 +295,22 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NP: usize, const VPP: 
     let acc_len = groups * MR * acc_stride;
 
     // Scratch: packed rows of X, widened weights, accumulators of each matrix.
-    let x_len = groups * MR * KC;
-    let w_len = NP * KC * NR;
+    // X packed in row groups by the driver (group g at g·MR·k), or else by
+    // this tile for one reduction block at a time (group g at g·MR·KC).
+    let shared_x = job.x_pack.map(|packed| {
+        assert!(job.x_pack_rows == MR && tile.row0 % MR == 0, "X packed for {} rows per group", job.x_pack_rows);
+        assert!(packed.len() >= (tile.row0 + groups * MR) * k, "packed X shorter than the tile's rows");
+        packed[tile.row0 * k..].as_ptr()
+    });
+    let x_len = if shared_x.is_some() { 0 } else { groups * MR * KC };
+    let widened = first.format() != WeightFormat::F32;
+    let w_len = if widened { matrices * tile.panels * KC * NR } else { 0 };
+    let mut panel_pointers = vec![std::ptr::null::<f32>(); matrices * tile.panels];
     let mut scratch = take_scratch(x_len + w_len + matrices * acc_len);
-    let (x_pack, rest) = scratch.split_at_mut(x_len);
+    let (x_private, rest) = scratch.split_at_mut(x_len);
     let (w_buffer, accumulators) = rest.split_at_mut(w_len);
-    let (x_pack, w_buffer, accumulators) = (x_pack.as_mut_ptr(), w_buffer.as_mut_ptr(), accumulators.as_mut_ptr());
+    let (x_private, w_buffer, accumulators) =
+        (x_private.as_mut_ptr(), w_buffer.as_mut_ptr(), accumulators.as_mut_ptr());
 
     // With k = 0 there is one empty block, so the epilogue still runs.
     let blocks = k.div_ceil(KC).max(1);
@@ -309,48 +319,67 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NP: usize, const VPP: 
         let kc = KC.min(k - k0);
         let last = block + 1 == blocks;
 
-        // Copy the tile's rows of X for this block, input-feature major per row group.
-        for g in 0..groups {
-            let group_rows = MR.min(tile.rows - g * MR);
-            for i in 0..group_rows {
-                let source = &job.x[(tile.row0 + g * MR + i) * k + k0..][..kc];
-                for (kk, &value) in source.iter().enumerate() {
-                    // SAFETY: g·MR·KC + kk·MR + i < groups·MR·KC = x_len.
-                    unsafe { x_pack.add(g * MR * KC + kk * MR + i).write(value) };
+        if shared_x.is_none() {
+            // Copy the tile's rows of X for this block, input-feature major per row group.
+            // Writes go in address order; scattered writes would cost more.
+            for g in 0..groups {
+                let group_rows = MR.min(tile.rows - g * MR);
+                let first_row = (tile.row0 + g * MR) * k + k0;
+                let source = &job.x[first_row..first_row + (group_rows - 1) * k + kc];
+                for kk in 0..kc {
+                    for i in 0..group_rows {
+                        // SAFETY: g·MR·KC + kk·MR + i < groups·MR·KC = x_len.
+                        unsafe { x_private.add(g * MR * KC + kk * MR + i).write(source[i * k + kk]) };
+                    }
                 }
             }
         }
 
-        for panel in (0..tile.panels).step_by(NP) {
-            let np = NP.min(tile.panels - panel);
-            for (m, w) in [Some(first), second].into_iter().flatten().enumerate() {
-                let mut panels = [std::ptr::null(); MAX_NP];
+        // Pointers to this block's rows of every panel of every matrix,
+        // widened into the buffer first when stored in half precision.
+        for (m, w) in [Some(first), second].into_iter().flatten().enumerate() {
+            for panel in (0..tile.panels).step_by(NP) {
+                let np = NP.min(tile.panels - panel);
+                let mut chunk = [std::ptr::null(); MAX_NP];
                 // SAFETY: panels panel0 + panel.. + np and rows k0..k0 + kc
-                // exist, and the buffer has room for NP·KC·NR floats.
-                unsafe { panel_rows(s, w, tile.panel0 + panel, np, k0, kc, w_buffer, &mut panels) };
-                for g in 0..groups {
-                    let group_rows = MR.min(tile.rows - g * MR);
-                    // SAFETY: row group g of x_pack has kc·MR floats, and each
-                    // panel has kc·NR floats. The accumulator block of matrix
-                    // m has room for group_rows rows of np·NR floats.
+                // exist, and the buffer has room for matrices·panels·KC·NR floats.
+                unsafe {
+                    let buffer = w_buffer.add((m * tile.panels + panel) * KC * NR);
+                    panel_rows(s, w, tile.panel0 + panel, np, k0, kc, buffer, &mut chunk);
+                }
+                panel_pointers[m * tile.panels + panel..][..np].copy_from_slice(&chunk[..np]);
+            }
+        }
+
+        for g in 0..groups {
+            let group_rows = MR.min(tile.rows - g * MR);
+            for panel in (0..tile.panels).step_by(NP) {
+                let np = NP.min(tile.panels - panel);
+                for m in 0..matrices {
+                    let panels = &panel_pointers[m * tile.panels + panel..][..np];
+                    // SAFETY: row group g has kc·MR packed floats from the
+                    // block's start (k·MR per group when shared, KC·MR when
+                    // private), and each panel has kc·NR floats. The
+                    // accumulator block of matrix m has room for group_rows
+                    // rows of np·NR floats.
                     unsafe {
                         let acc = accumulators.add(m * acc_len + g * MR * acc_stride + panel * NR);
-                        let x = x_pack.add(g * MR * KC);
+                        let x = match shared_x {
+                            Some(packed) => packed.add(g * MR * k + k0 * MR),
+                            None => x_private.add(g * MR * KC),
+                        };
                         if group_rows == MR && np == NP {
-                            micro::<S, MR, NP, VPP>(s, x, MR, &panels, kc, acc, acc_stride, block > 0);
+                            micro::<S, MR, NP, VPP>(s, x, MR, panels, kc, acc, acc_stride, block > 0);
                         } else {
-                            micro_dispatch::<S, VPP>(s, group_rows, np, x, MR, &panels, kc, acc, acc_stride, block > 0);
+                            micro_dispatch::<S, VPP>(s, group_rows, np, x, MR, panels, kc, acc, acc_stride, block > 0);
                         }
                     }
                 }
-            }
-            if last {
-                let col0 = (tile.panel0 + panel) * NR;
-                let cols = (np * NR).min(job.n - col0);
-                for g in 0..groups {
-                    let group_rows = MR.min(tile.rows - g * MR);
+                if last {
+                    let col0 = (tile.panel0 + panel) * NR;
+                    let cols = (np * NR).min(job.n - col0);
                     // SAFETY: the block lies in this tile, whose output the
-                    // caller reserved; the accumulators hold it.
+                    // caller reserved, and the accumulators hold it.
                     unsafe {
                         let acc = accumulators.add(g * MR * acc_stride + panel * NR);
                         let value_acc = if matrices == 2 { acc.add(acc_len) } else { acc };
