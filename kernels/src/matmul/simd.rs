@@ -298,7 +298,11 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NP: usize, const VPP: 
     // X packed in row groups by the driver (group g at g·MR·k), or else by
     // this tile for one reduction block at a time (group g at g·MR·KC).
     let shared_x = job.x_pack.map(|packed| {
-        assert!(job.x_pack_rows == MR && tile.row0 % MR == 0, "X packed for {} rows per group", job.x_pack_rows);
+        assert!(
+            job.x_pack_rows == MR && tile.row0.is_multiple_of(MR),
+            "X packed for {} rows per group",
+            job.x_pack_rows
+        );
         assert!(packed.len() >= (tile.row0 + groups * MR) * k, "packed X shorter than the tile's rows");
         packed[tile.row0 * k..].as_ptr()
     });
