@@ -296,7 +296,7 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NP: usize, const VPP: 
 
     // Scratch: packed rows of X, widened weights, accumulators of each matrix.
     // X packed in row groups by the driver (group g at g·MR·k), or else by
-    // this tile for one reduction block at a time (group g at g·MR·KC).
+    // this tile for one reduction block at a time (group g at g·MR·block_len).
     let shared_x = job.x_pack.map(|packed| {
         assert!(
             job.x_pack_rows == MR && tile.row0.is_multiple_of(MR),
@@ -306,9 +306,13 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NP: usize, const VPP: 
         assert!(packed.len() >= (tile.row0 + groups * MR) * k, "packed X shorter than the tile's rows");
         packed[tile.row0 * k..].as_ptr()
     });
-    let x_len = if shared_x.is_some() { 0 } else { groups * MR * KC };
     let widened = first.format() != WeightFormat::F32;
-    let w_len = if widened { matrices * tile.panels * KC * NR } else { 0 };
+    // A tile of one row group reuses no weight, so it reads each f32 panel
+    // in one pass over k, which suits the prefetchers. Block boundaries do
+    // not change results: the accumulators are stored and reloaded exactly.
+    let block_len = if groups == 1 && !widened { k.max(1) } else { KC };
+    let x_len = if shared_x.is_some() { 0 } else { groups * MR * block_len };
+    let w_len = if widened { matrices * tile.panels * block_len * NR } else { 0 };
     let mut panel_pointers = vec![std::ptr::null::<f32>(); matrices * tile.panels];
     let mut scratch = take_scratch(x_len + w_len + matrices * acc_len);
     let (x_private, rest) = scratch.split_at_mut(x_len);
@@ -317,10 +321,10 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NP: usize, const VPP: 
         (x_private.as_mut_ptr(), w_buffer.as_mut_ptr(), accumulators.as_mut_ptr());
 
     // With k = 0 there is one empty block, so the epilogue still runs.
-    let blocks = k.div_ceil(KC).max(1);
+    let blocks = k.div_ceil(block_len).max(1);
     for block in 0..blocks {
-        let k0 = block * KC;
-        let kc = KC.min(k - k0);
+        let k0 = block * block_len;
+        let kc = block_len.min(k - k0);
         let last = block + 1 == blocks;
 
         if shared_x.is_none() {
@@ -332,8 +336,8 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NP: usize, const VPP: 
                 let source = &job.x[first_row..first_row + (group_rows - 1) * k + kc];
                 for kk in 0..kc {
                     for i in 0..group_rows {
-                        // SAFETY: g·MR·KC + kk·MR + i < groups·MR·KC = x_len.
-                        unsafe { x_private.add(g * MR * KC + kk * MR + i).write(source[i * k + kk]) };
+                        // SAFETY: g·MR·block_len + kk·MR + i < groups·MR·block_len = x_len.
+                        unsafe { x_private.add(g * MR * block_len + kk * MR + i).write(source[i * k + kk]) };
                     }
                 }
             }
@@ -346,9 +350,9 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NP: usize, const VPP: 
                 let np = NP.min(tile.panels - panel);
                 let mut chunk = [std::ptr::null(); MAX_NP];
                 // SAFETY: panels panel0 + panel.. + np and rows k0..k0 + kc
-                // exist, and the buffer has room for matrices·panels·KC·NR floats.
+                // exist, and the buffer has room for matrices·panels·block_len·NR floats.
                 unsafe {
-                    let buffer = w_buffer.add((m * tile.panels + panel) * KC * NR);
+                    let buffer = w_buffer.add((m * tile.panels + panel) * block_len * NR);
                     panel_rows(s, w, tile.panel0 + panel, np, k0, kc, buffer, &mut chunk);
                 }
                 panel_pointers[m * tile.panels + panel..][..np].copy_from_slice(&chunk[..np]);
@@ -362,15 +366,15 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NP: usize, const VPP: 
                 for m in 0..matrices {
                     let panels = &panel_pointers[m * tile.panels + panel..][..np];
                     // SAFETY: row group g has kc·MR packed floats from the
-                    // block's start (k·MR per group when shared, KC·MR when
-                    // private), and each panel has kc·NR floats. The
+                    // block's start (k·MR per group when shared, block_len·MR
+                    // when private), and each panel has kc·NR floats. The
                     // accumulator block of matrix m has room for group_rows
                     // rows of np·NR floats.
                     unsafe {
                         let acc = accumulators.add(m * acc_len + g * MR * acc_stride + panel * NR);
                         let x = match shared_x {
                             Some(packed) => packed.add(g * MR * k + k0 * MR),
-                            None => x_private.add(g * MR * KC),
+                            None => x_private.add(g * MR * block_len),
                         };
                         if group_rows == MR && np == NP {
                             micro::<S, MR, NP, VPP>(s, x, MR, panels, kc, acc, acc_stride, block > 0);
