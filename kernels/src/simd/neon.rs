@@ -74,9 +74,21 @@ impl Simd for Neon {
     #[inline(always)]
     unsafe fn load_f16(self, ptr: *const u16) -> float32x4_t {
         // SAFETY: 4 halves (8 bytes) are readable (caller's contract), read
-        // without an alignment requirement; the token proves NEON, and
-        // half-to-single conversion is part of base AArch64 SIMD.
-        unsafe { vcvt_f32_f16(vreinterpret_f16_u64(vcreate_u64(ptr.cast::<u64>().read_unaligned()))) }
+        // without an alignment requirement; the token proves NEON.
+        let halves = unsafe { vcreate_u16(ptr.cast::<u64>().read_unaligned()) };
+        let widened: float32x4_t;
+        // SAFETY: `fcvtl` (half to single precision) is part of base AArch64
+        // SIMD and touches only the named registers. It is written in
+        // assembly because its intrinsic needs Rust 1.94.
+        unsafe {
+            std::arch::asm!(
+                "fcvtl {widened:v}.4s, {halves:v}.4h",
+                widened = lateout(vreg) widened,
+                halves = in(vreg) halves,
+                options(pure, nomem, nostack, preserves_flags)
+            )
+        };
+        widened
     }
 
     #[inline(always)]
@@ -90,13 +102,21 @@ impl Simd for Neon {
 
     #[inline(always)]
     unsafe fn store_f16(self, ptr: *mut u16, v: float32x4_t) {
-        // SAFETY: 4 halves (8 bytes) are writable (caller's contract), written
-        // without an alignment requirement. The conversion rounds as FPCR
-        // says, which is to nearest even unless the program changed it.
+        let halves: uint16x4_t;
+        // SAFETY: `fcvtn` (single to half precision) is part of base AArch64
+        // SIMD and touches only the named registers. It rounds as FPCR says,
+        // which is to nearest even unless the program changed it.
         unsafe {
-            let halves = vreinterpret_u64_f16(vcvt_f16_f32(v));
-            ptr.cast::<u64>().write_unaligned(vget_lane_u64::<0>(halves));
-        }
+            std::arch::asm!(
+                "fcvtn {halves:v}.4h, {v:v}.4s",
+                halves = lateout(vreg) halves,
+                v = in(vreg) v,
+                options(pure, nomem, nostack, preserves_flags)
+            )
+        };
+        // SAFETY: 4 halves (8 bytes) are writable (caller's contract), written
+        // without an alignment requirement; the token proves NEON.
+        unsafe { ptr.cast::<u64>().write_unaligned(vget_lane_u64::<0>(vreinterpret_u64_u16(halves))) };
     }
 
     #[inline(always)]
