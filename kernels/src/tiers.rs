@@ -13,8 +13,8 @@ use crate::matmul::{self, MatmulJob, MatmulKernels, Tile};
 use crate::{norm, rope, vector};
 
 /// The functions of one tier. Every entry has the same contract in every
-/// tier; the entries are `unsafe` because a SIMD entry may only run on a CPU
-/// that has the tier's features, which `Kernels` guarantees.
+/// tier. The entries are `unsafe` because a SIMD entry may only run on a CPU
+/// with the tier's features, which `Kernels` guarantees.
 pub(crate) struct Table {
     pub isa: Isa,
     pub matmul: MatmulKernels,

@@ -307,7 +307,7 @@ fn residual_added_after_activation() {
 #[test]
 fn results_independent_of_threads_and_batch() {
     // k spans several reduction blocks; rows and panels span several tiles.
-    let (rows, n, k) = (203, 70, 600);
+    let (rows, n, k) = (300, 70, 600);
     let x = values(rows * k, 700);
     let w = values(n * k, 701);
     let v = values(n * k, 702);
@@ -333,7 +333,7 @@ fn results_independent_of_threads_and_batch() {
             assert!(same(&linear, &other_linear), "{}: linear differs on {threads} threads", kernels.isa());
             assert!(same(&gated, &other_gated), "{}: gated differs on {threads} threads", kernels.isa());
         }
-        for row in [0, 1, 5, 8, 64, 95, 96, 97, 202] {
+        for row in [0, 1, 5, 8, 64, 95, 96, 97, 202, 255, 256, 257, 299] {
             let mut alone = vec![f32::NAN; n];
             let single_epilogue = Epilogue { residual: Some(&residual[row * n..(row + 1) * n]), ..epilogue };
             kernels.linear(&x[row * k..(row + 1) * k], 1, &packed, single_epilogue, &mut alone);

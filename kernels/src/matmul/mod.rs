@@ -7,10 +7,10 @@
 //!    [`NC_PANELS`] panels, enough of them to keep every thread busy, and run
 //!    the tiles in parallel on the current rayon pool;
 //! 2. copy X into groups of the tier's MR rows, input-feature major, so the
-//!    microkernel reads a row group as one stream: once for all tiles when
-//!    the copy fits in [`SHARED_PACK_MAX_BYTES`] (tiles that share rows
-//!    then share the copy), else per tile and reduction block, so the reads
-//!    of X overlap the arithmetic;
+//!    microkernel reads a row group as one stream. A copy that fits in
+//!    [`SHARED_PACK_MAX_BYTES`] is made once and shared by the tiles. Larger
+//!    inputs are copied per tile and reduction block, so that the reads of X
+//!    overlap the arithmetic;
 //! 3. within a tile, split `k` into blocks of [`KC`], and for every row
 //!    group and every group of the tier's NP panels, run the register-tiled
 //!    microkernel (MR rows × NP·NR features) over the block; after the last
@@ -36,20 +36,23 @@ pub use packed::{PACKED_ALIGN, PackError, PackedMatrix, SharedBytes, WeightForma
 
 /// Output features per packed panel, fixed by the packed format.
 pub const NR: usize = 16;
-/// Rows of X per tile: with [`NC_PANELS`] it bounds the tile's accumulators
-/// (`MC·NC_PANELS·NR` floats, 384 KiB), which stay in L2.
-pub const MC: usize = 96;
+/// Rows of X per tile at most. Tiles cover the rows of a model call (197
+/// tokens of an image, a few short texts) in one piece, so threads split the
+/// output features into tiles of equal work.
+pub const MC: usize = 256;
 /// Reduction block: a row group's packed X for one block (`MR·KC` floats,
 /// 8 KiB at MR = 8) stays in L1 while the tile's weights for the block
 /// stream past it from L2. Blocks of 128 to 384 measured within noise of
 /// each other on the development machine.
 pub const KC: usize = 256;
 /// Panels per tile at most: the tile's weights for one block
-/// (`KC·NC_PANELS·NR` floats, 1 MiB) stay in L2 while its row groups pass.
-pub const NC_PANELS: usize = 64;
-/// Tiles per thread when more than one thread runs, so that work stealing
-/// evens out tiles of unequal size.
-const TILES_PER_THREAD: usize = 8;
+/// (`KC·NC_PANELS·NR` floats, 512 KiB) and its accumulators
+/// (`MC·NC_PANELS·NR` floats, 512 KiB) stay in L2 while its row groups pass.
+pub const NC_PANELS: usize = 32;
+/// Tiles per thread when more than one thread runs: enough for work
+/// stealing to even out the last tiles, few enough that each tile's fixed
+/// costs stay small.
+const TILES_PER_THREAD: usize = 4;
 
 /// Activation applied in a matmul epilogue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -160,9 +163,9 @@ pub(crate) struct MatmulKernels {
     pub packs_x: bool,
 }
 
-/// Largest copy of X made once for all tiles; larger inputs are copied by
-/// each tile, one block at a time, which costs a copy per tile but streams X
-/// from memory while the tile computes.
+/// Largest copy of X made once for all tiles. Each tile copies larger inputs
+/// one block at a time, which costs a copy per tile but streams X from
+/// memory while the tile computes.
 pub const SHARED_PACK_MAX_BYTES: usize = 1 << 20;
 
 /// Row groups packed per parallel task.
@@ -181,7 +184,8 @@ fn pack_rows(x: &[f32], rows: usize, k: usize, mr: usize, out: &mut [f32]) {
     if group_len == 0 {
         return;
     }
-    assert!(x.len() >= rows * k && out.len() >= rows.div_ceil(mr) * group_len, "packed X buffers too short");
+    assert!(x.len() >= rows * k, "X has {} values, expected {rows}×{k}", x.len());
+    assert!(out.len() >= rows.div_ceil(mr) * group_len, "packed X buffer of {} values too short", out.len());
     out.par_chunks_mut(group_len * GROUPS_PER_PACK_TASK).enumerate().for_each(|(task, groups)| {
         for (index, group) in groups.chunks_exact_mut(group_len).enumerate() {
             let row0 = (task * GROUPS_PER_PACK_TASK + index) * mr;
@@ -202,8 +206,10 @@ fn pack_rows(x: &[f32], rows: usize, k: usize, mr: usize, out: &mut [f32]) {
 
 /// Splits `rows × panel_count` into tiles: rows evenly into tiles of at most
 /// [`MC`] (rounded up to multiples of `mr`), panels evenly into tiles of at
-/// most [`NC_PANELS`], with at least [`TILES_PER_THREAD`] tiles per thread
-/// when `threads > 1` and there are enough panels.
+/// most [`NC_PANELS`]. With `threads > 1` there are at least
+/// [`TILES_PER_THREAD`] tiles per thread, and the tile count is a multiple
+/// of `threads` when the panels allow, so tiles of equal size share the
+/// work evenly.
 pub(crate) fn tiles(rows: usize, panel_count: usize, threads: usize, mr: usize) -> Vec<Tile> {
     if rows == 0 || panel_count == 0 {
         return Vec::new();
@@ -214,6 +220,9 @@ pub(crate) fn tiles(rows: usize, panel_count: usize, threads: usize, mr: usize) 
     let mut panel_tiles = panel_count.div_ceil(NC_PANELS);
     if threads > 1 {
         panel_tiles = panel_tiles.max((TILES_PER_THREAD * threads).div_ceil(row_tiles));
+        while !(row_tiles * panel_tiles).is_multiple_of(threads) && panel_tiles < panel_count {
+            panel_tiles += 1;
+        }
     }
     let panels_per_tile = panel_count.div_ceil(panel_tiles.min(panel_count));
     let mut result = Vec::with_capacity(row_tiles * panel_count.div_ceil(panels_per_tile));
@@ -329,7 +338,8 @@ mod tests {
         {
             let mut covered = vec![0u8; rows * panels];
             for tile in tiles(rows, panels, threads, mr) {
-                assert!(tile.rows <= MC.next_multiple_of(mr) && tile.panels <= NC_PANELS, "{tile:?}");
+                assert!(tile.rows <= MC.next_multiple_of(mr), "{tile:?} has too many rows");
+                assert!(tile.panels <= NC_PANELS, "{tile:?} has too many panels");
                 for r in tile.row0..tile.row0 + tile.rows {
                     for p in tile.panel0..tile.panel0 + tile.panels {
                         covered[r * panels + p] += 1;

@@ -128,19 +128,24 @@ pub(crate) trait Simd: Copy + Send + Sync + 'static {
 /// |n| < 512) and the rest.
 const LN2_HI: f32 = 0.693_145_75;
 const LN2_LO: f32 = 1.428_606_8e-6;
-/// Arguments are clamped to this range before the reduction; outside it
-/// exp(x) is 0 or ∞ in f32, which the two-step scaling still produces.
-const EXP_ARGUMENT_MIN: f32 = -104.0;
+/// Below this argument eˣ is flushed to zero: e⁻⁸⁷ ≈ 1.6e-38 is near the
+/// smallest normal f32, and subnormal results would cost a microcode assist
+/// per lane on x86 (softmax of masked keys, erf of large arguments).
+const EXP_ARGUMENT_MIN: f32 = -87.0;
+/// Arguments are clamped to this before the reduction; above 88.73 eˣ is ∞
+/// in f32, which the two-step scaling still produces.
 const EXP_ARGUMENT_MAX: f32 = 89.0;
 
-/// Returns eˣ lane-wise, within about 2 ulp of the exact value, with
-/// subnormal results, 0 below −103.9, ∞ above 88.73 and NaN kept.
+/// Returns eˣ lane-wise, within about 2 ulp of the exact value for
+/// x ≥ −87, 0 below −87 (instead of values under 1.6e-38), ∞ above 88.73,
+/// and NaN kept.
 ///
 /// eˣ = 2ⁿ·eʳ with n = round(x/ln 2) and |r| ≤ ln 2 / 2, where eʳ is its
 /// Taylor polynomial of degree 7 (truncation error below 6e-9 relative).
 #[inline(always)]
 pub(crate) fn exp<S: Simd>(s: S, x: S::F) -> S::F {
     // `max`/`min` return a NaN second operand unchanged, so NaN survives the clamp.
+    let flushed = s.le(x, s.splat(EXP_ARGUMENT_MIN));
     let x = s.min(s.splat(EXP_ARGUMENT_MAX), s.max(s.splat(EXP_ARGUMENT_MIN), x));
     let n = s.round(s.mul(x, s.splat(std::f32::consts::LOG2_E)));
     let r = s.neg_mul_add(n, s.splat(LN2_HI), x);
@@ -151,7 +156,7 @@ pub(crate) fn exp<S: Simd>(s: S, x: S::F) -> S::F {
     for &c in INVERSE_FACTORIALS[..7].iter().rev() {
         p = s.mul_add(p, r, s.splat(c));
     }
-    s.scale_pow2(p, n)
+    s.select(flushed, s.zero(), s.scale_pow2(p, n))
 }
 
 /// Returns erf(x) lane-wise with the coefficients of the scalar
@@ -161,6 +166,8 @@ pub(crate) fn erf<S: Simd>(s: S, x: S::F) -> S::F {
     use crate::activation::{ERF_LARGE, ERF_SATURATION, ERF_SMALL};
     let a = s.abs(x);
     let z = s.mul(a, a);
+    // At and above saturation erf is ±1; bounding the argument keeps exp(−x²) normal.
+    let bounded = s.min(s.splat(ERF_SATURATION), a);
 
     // |x| ≤ 1: x·P(x²).
     let mut p = s.splat(ERF_SMALL[ERF_SMALL.len() - 1]);
@@ -176,7 +183,7 @@ pub(crate) fn erf<S: Simd>(s: S, x: S::F) -> S::F {
     for &c in ERF_LARGE[..ERF_LARGE.len() - 1].iter().rev() {
         q = s.mul_add(q, t, s.splat(c));
     }
-    let large = s.neg_mul_add(exp(s, s.sub(s.zero(), z)), q, one);
+    let large = s.neg_mul_add(exp(s, s.mul(s.sub(s.zero(), bounded), bounded)), q, one);
 
     let magnitude = s.select(s.le(a, one), small, large);
     // Comparisons are false for NaN, so a NaN keeps the `large` value, which is NaN.

@@ -51,7 +51,7 @@ impl Simd for Neon {
         let mut lanes = [0.0f32; 4];
         // SAFETY: `len` floats are readable (caller's contract) and fit in `lanes`.
         unsafe { std::ptr::copy_nonoverlapping(ptr, lanes.as_mut_ptr(), len) };
-        // SAFETY: the token proves NEON; `lanes` holds 4 floats.
+        // SAFETY: the token proves NEON, and `lanes` has 4 floats.
         unsafe { vld1q_f32(lanes.as_ptr()) }
     }
 
@@ -59,9 +59,9 @@ impl Simd for Neon {
     unsafe fn store_partial(self, ptr: *mut f32, len: usize, v: float32x4_t) {
         debug_assert!(len <= 4);
         let mut lanes = [0.0f32; 4];
-        // SAFETY: the token proves NEON; `lanes` holds 4 floats.
+        // SAFETY: the token proves NEON, and `lanes` has 4 floats.
         unsafe { vst1q_f32(lanes.as_mut_ptr(), v) };
-        // SAFETY: `len` floats are writable (caller's contract) and `lanes` holds them.
+        // SAFETY: `len` floats are writable (caller's contract) and `lanes` has them.
         unsafe { std::ptr::copy_nonoverlapping(lanes.as_ptr(), ptr, len) };
     }
 
@@ -104,8 +104,8 @@ impl Simd for Neon {
     unsafe fn store_f16(self, ptr: *mut u16, v: float32x4_t) {
         let halves: uint16x4_t;
         // SAFETY: `fcvtn` (single to half precision) is part of base AArch64
-        // SIMD and touches only the named registers. It rounds as FPCR says,
-        // which is to nearest even unless the program changed it.
+        // SIMD and touches only the named registers. It rounds in the FPCR
+        // rounding mode, which is to nearest even unless the program changed it.
         unsafe {
             std::arch::asm!(
                 "fcvtn {halves:v}.4h, {v:v}.4s",
