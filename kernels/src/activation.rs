@@ -6,6 +6,14 @@
 //! beyond. Evaluated in f32 the absolute error stays below 1.5e-7 on
 //! [−6, 6] (checked by the `erf_matches_f64_reference` test).
 
+use rayon::prelude::*;
+
+use crate::isa::Kernels;
+use crate::simd::{self, Simd};
+
+/// Values per parallel task of the slice kernels.
+const VALUES_PER_TASK: usize = 1 << 14;
+
 /// Coefficients of `P(z)`, lowest degree first, with erf(x) ≈ x·P(x²) for |x| ≤ 1.
 pub(crate) const ERF_SMALL: [f32; 7] = [
     std::f32::consts::FRAC_2_SQRT_PI,
@@ -81,6 +89,154 @@ pub fn gelu_in_place(values: &mut [f32]) {
 pub fn silu_in_place(values: &mut [f32]) {
     for v in values {
         *v = silu(*v);
+    }
+}
+
+/// Replaces `row` by its softmax, `exp(x − max) / Σ exp(x − max)`.
+pub(crate) fn softmax_row_scalar(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f32;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inverse = 1.0 / sum;
+    for v in row.iter_mut() {
+        *v *= inverse;
+    }
+}
+
+pub(crate) fn erf_scalar(values: &mut [f32]) {
+    for v in values {
+        *v = erf(*v);
+    }
+}
+
+/// The element-wise functions with a SIMD form.
+#[derive(Clone, Copy)]
+pub(crate) enum Elementwise {
+    Erf,
+    Gelu,
+    Silu,
+}
+
+#[inline(always)]
+fn apply<S: Simd>(s: S, function: Elementwise, v: S::F) -> S::F {
+    match function {
+        Elementwise::Erf => simd::erf(s, v),
+        Elementwise::Gelu => simd::gelu(s, v),
+        Elementwise::Silu => simd::silu(s, v),
+    }
+}
+
+/// Applies `function` to every value in place.
+#[inline(always)]
+pub(crate) fn elementwise_simd<S: Simd>(s: S, function: Elementwise, values: &mut [f32]) {
+    let len = values.len();
+    let ptr = values.as_mut_ptr();
+    for c in (0..len).step_by(S::LANES) {
+        let lanes = S::LANES.min(len - c);
+        // SAFETY: c + lanes <= len.
+        unsafe {
+            if lanes == S::LANES {
+                s.store(ptr.add(c), apply(s, function, s.load(ptr.add(c))));
+            } else {
+                s.store_partial(ptr.add(c), lanes, apply(s, function, s.load_partial(ptr.add(c), lanes)));
+            }
+        }
+    }
+}
+
+/// Softmax of one row in place, as [`softmax_row_scalar`].
+#[inline(always)]
+pub(crate) fn softmax_row_simd<S: Simd>(s: S, row: &mut [f32]) {
+    let len = row.len();
+    let ptr = row.as_mut_ptr();
+    let full = len / S::LANES * S::LANES;
+    let mut max_vector = s.splat(f32::NEG_INFINITY);
+    for c in (0..full).step_by(S::LANES) {
+        // SAFETY: c + LANES <= full <= len.
+        max_vector = s.max(max_vector, unsafe { s.load(ptr.add(c)) });
+    }
+    let mut max = s.reduce_max(max_vector);
+    for &v in &row[full..] {
+        max = max.max(v);
+    }
+    let max_vector = s.splat(max);
+    let mut sum_vector = s.zero();
+    for c in (0..full).step_by(S::LANES) {
+        // SAFETY: as above.
+        unsafe {
+            let e = simd::exp(s, s.sub(s.load(ptr.add(c)), max_vector));
+            s.store(ptr.add(c), e);
+            sum_vector = s.add(sum_vector, e);
+        }
+    }
+    let mut sum = s.reduce_sum(sum_vector);
+    if full < len {
+        // SAFETY: the tail full..len lies inside the row.
+        unsafe {
+            let e = simd::exp(s, s.sub(s.load_partial(ptr.add(full), len - full), max_vector));
+            s.store_partial(ptr.add(full), len - full, e);
+        }
+        for &v in &row[full..] {
+            sum += v;
+        }
+    }
+    let inverse = s.splat(1.0 / sum);
+    for c in (0..len).step_by(S::LANES) {
+        let lanes = S::LANES.min(len - c);
+        // SAFETY: c + lanes <= len.
+        unsafe {
+            if lanes == S::LANES {
+                s.store(ptr.add(c), s.mul(s.load(ptr.add(c)), inverse));
+            } else {
+                s.store_partial(ptr.add(c), lanes, s.mul(s.load_partial(ptr.add(c), lanes), inverse));
+            }
+        }
+    }
+}
+
+impl Kernels {
+    /// Replaces every value by erf(value), to about 1.5e-7 absolute error.
+    pub fn erf(&self, values: &mut [f32]) {
+        let kernel = self.table.erf;
+        // SAFETY: `Kernels` exists only for tiers the CPU supports.
+        values.par_chunks_mut(VALUES_PER_TASK).for_each(|chunk| unsafe { kernel(chunk) });
+    }
+
+    /// Replaces every value by its exact (erf) GELU.
+    pub fn gelu(&self, values: &mut [f32]) {
+        let kernel = self.table.gelu;
+        // SAFETY: `Kernels` exists only for tiers the CPU supports.
+        values.par_chunks_mut(VALUES_PER_TASK).for_each(|chunk| unsafe { kernel(chunk) });
+    }
+
+    /// Replaces every value by its SiLU.
+    pub fn silu(&self, values: &mut [f32]) {
+        let kernel = self.table.silu;
+        // SAFETY: `Kernels` exists only for tiers the CPU supports.
+        values.par_chunks_mut(VALUES_PER_TASK).for_each(|chunk| unsafe { kernel(chunk) });
+    }
+
+    /// Replaces every row of `values` (`dim` values each) by its softmax.
+    ///
+    /// # Panics
+    /// If `values.len()` is not a multiple of `dim`.
+    pub fn softmax(&self, values: &mut [f32], dim: usize) {
+        if dim == 0 {
+            assert!(values.is_empty(), "softmax rows of 0 values in a slice of {}", values.len());
+            return;
+        }
+        assert_eq!(values.len() % dim, 0, "softmax input of {} values is not a multiple of {dim}", values.len());
+        let kernel = self.table.softmax;
+        let rows_per_task = (VALUES_PER_TASK / dim).max(1);
+        values.par_chunks_mut(dim * rows_per_task).for_each(|rows| {
+            for row in rows.chunks_exact_mut(dim) {
+                // SAFETY: `Kernels` exists only for tiers the CPU supports.
+                unsafe { kernel(row) };
+            }
+        });
     }
 }
 

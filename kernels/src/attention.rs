@@ -12,16 +12,20 @@ use rayon::prelude::*;
 
 use crate::disjoint::DisjointOutput;
 use crate::isa::Kernels;
+use crate::matmul::NR;
+use crate::matmul::simd::{micro_dispatch, return_scratch, take_scratch};
+use crate::simd::{self, Simd};
 
-/// Keys scored together before the running softmax is updated.
+/// Keys scored together before the running softmax is updated; a multiple of [`NR`].
 pub const KEY_TILE: usize = 128;
 
 /// Additive score of a masked key, as the reference padding mask (−10000,
 /// not −∞, so a row whose keys are all masked still averages its values).
 pub const MASKED_KEY_SCORE: f32 = -10_000.0;
 
-/// Queries per parallel task.
-const QUERIES_PER_TASK: usize = 32;
+/// Queries per parallel task. A task packs the keys and values of its
+/// segment and head once, so larger tasks pack less often.
+const QUERIES_PER_TASK: usize = 64;
 
 /// Position bias added to the scaled scores.
 #[derive(Clone, Copy, Debug)]
@@ -57,19 +61,7 @@ pub(crate) struct RowBias<'a> {
 
 /// Attention of one query over the `len` keys and values of its segment:
 /// `out = softmax(scale·q·kⱼ + bias(i, j)) · V`. Keys and values are rows of
-/// `head_dim` values, `stride` floats apart. `scores` holds [`KEY_TILE`] values.
-pub(crate) type RowKernel = fn(
-    q: &[f32],
-    keys: &[f32],
-    values: &[f32],
-    stride: usize,
-    len: usize,
-    scale: f32,
-    bias: RowBias<'_>,
-    out: &mut [f32],
-    scores: &mut [f32],
-);
-
+/// `head_dim` values, `stride` floats apart. `scores` has room for [`KEY_TILE`] values.
 pub(crate) fn attention_row_scalar(
     q: &[f32],
     keys: &[f32],
@@ -96,10 +88,8 @@ pub(crate) fn attention_row_scalar(
             if bias.slope != 0.0 {
                 s += -bias.slope * bias.query.abs_diff(j) as f32;
             }
-            if let Some(mask) = bias.key_mask {
-                if !mask[j] {
-                    s += MASKED_KEY_SCORE;
-                }
+            if bias.key_mask.is_some_and(|mask| !mask[j]) {
+                s += MASKED_KEY_SCORE;
             }
             *score = s;
             tile_max = tile_max.max(s);
@@ -129,10 +119,272 @@ pub(crate) fn attention_row_scalar(
 }
 
 /// One unit of parallel work: a block of queries of one head of one segment.
-struct Task {
-    segment: Range<usize>,
-    head: usize,
-    queries: Range<usize>,
+pub(crate) struct Task {
+    pub segment: Range<usize>,
+    pub head: usize,
+    /// Query positions within the segment.
+    pub queries: Range<usize>,
+}
+
+/// One attention call, shared by its tasks.
+pub(crate) struct AttentionJob<'a> {
+    pub q: &'a [f32],
+    pub k: &'a [f32],
+    pub v: &'a [f32],
+    pub stride: usize,
+    pub params: &'a AttentionParams<'a>,
+    /// `[tokens, heads·head_dim]`; each task writes only its own rows of its head.
+    pub out: DisjointOutput<'a>,
+}
+
+impl AttentionJob<'_> {
+    fn slope(&self, head: usize) -> f32 {
+        match self.params.bias {
+            AttentionBias::None => 0.0,
+            AttentionBias::Alibi { slopes } => slopes[head],
+        }
+    }
+}
+
+/// Computes one task of an attention job.
+///
+/// # Safety
+/// The CPU must support the tier the function belongs to, and no other task
+/// may write the task's part of the output meanwhile.
+pub(crate) type TaskKernel = unsafe fn(&AttentionJob<'_>, &Task);
+
+/// Computes one task with [`attention_row_scalar`] for every query.
+///
+/// # Safety
+/// No other task may write the task's part of the output meanwhile.
+pub(crate) unsafe fn task_scalar(job: &AttentionJob<'_>, task: &Task) {
+    let params = job.params;
+    let head_dim = params.head_dim;
+    let width = params.heads * head_dim;
+    let mut scores = vec![0.0f32; KEY_TILE];
+    let base = task.segment.start;
+    let column = task.head * head_dim;
+    let keys = &job.k[base * job.stride + column..];
+    let values = &job.v[base * job.stride + column..];
+    let key_mask = params.key_mask.map(|mask| &mask[task.segment.clone()]);
+    for i in task.queries.clone() {
+        let row = base + i;
+        let query = &job.q[row * job.stride + column..][..head_dim];
+        // SAFETY: each (row, head) block belongs to exactly one task (caller's
+        // contract), and it lies inside `out` (checked by `Kernels::attention`).
+        let out_row = unsafe { job.out.slice(row * width + column, head_dim) };
+        let bias = RowBias { slope: job.slope(task.head), query: i, key_mask };
+        attention_row_scalar(
+            query,
+            keys,
+            values,
+            job.stride,
+            task.segment.len(),
+            params.scale,
+            bias,
+            out_row,
+            &mut scores,
+        );
+    }
+}
+
+/// Lane offsets 0, 1, 2, … as floats, for key positions in the ALiBi bias.
+const LANE_INDICES: [f32; 16] = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0];
+
+/// Computes one task in blocks of `MR` queries against key tiles of
+/// [`KEY_TILE`], with both products on the matmul microkernel.
+///
+/// Per task, the keys of the segment and head are packed transposed in
+/// panels of [`NR`] keys (`kt[(panel·head_dim + c)·NR + j]`) and the values
+/// in panels of `NR` head dimensions (`vp[(panel·len + j)·NR + c]`). Per
+/// query block and key tile: scores `S = Q·Kᵀ` (one fused chain over
+/// `head_dim` per score), `s = S·scale + ALiBi + mask` with separate
+/// roundings as the scalar kernel, the online-softmax update, then
+/// `O += P·V`. A query's arithmetic depends only on its own segment: not on
+/// the other queries of its block, nor on other segments.
+///
+/// # Safety
+/// The CPU must support `S`'s tier, `MR <= MAX_MR`, `NP <= MAX_NP`,
+/// `VPP·S::LANES == NR`, and no other task may write the task's part of the
+/// output meanwhile.
+#[inline(always)]
+pub(crate) unsafe fn task_simd<S: Simd, const MR: usize, const NP: usize, const VPP: usize>(
+    s: S,
+    job: &AttentionJob<'_>,
+    task: &Task,
+) {
+    let params = job.params;
+    let (head_dim, stride) = (params.head_dim, job.stride);
+    let width = params.heads * head_dim;
+    let len = task.segment.len();
+    let base = task.segment.start;
+    let column = task.head * head_dim;
+    let slope = job.slope(task.head);
+    let key_panels = len.div_ceil(NR);
+    let dim_panels = head_dim.div_ceil(NR);
+    let padded_dim = dim_panels * NR;
+
+    let kt_len = key_panels * head_dim * NR;
+    let vp_len = dim_panels * len * NR;
+    let sizes = [kt_len, vp_len, len, head_dim * MR, MR * KEY_TILE, KEY_TILE * MR, MR * padded_dim];
+    let mut scratch = take_scratch(sizes.iter().sum());
+    let (kt, rest) = scratch.split_at_mut(kt_len);
+    let (vp, rest) = rest.split_at_mut(vp_len);
+    let (mask_add, rest) = rest.split_at_mut(len);
+    let (qp, rest) = rest.split_at_mut(head_dim * MR);
+    let (scores, rest) = rest.split_at_mut(MR * KEY_TILE);
+    let (pp, rest) = rest.split_at_mut(KEY_TILE * MR);
+    let o = &mut rest[..MR * padded_dim];
+
+    // Pack keys transposed and values by dimension panels; padding lanes are zero.
+    kt.fill(0.0);
+    vp.fill(0.0);
+    for j in 0..len {
+        let key = &job.k[(base + j) * stride + column..][..head_dim];
+        let value = &job.v[(base + j) * stride + column..][..head_dim];
+        for c in 0..head_dim {
+            kt[((j / NR) * head_dim + c) * NR + j % NR] = key[c];
+            vp[((c / NR) * len + j) * NR + c % NR] = value[c];
+        }
+    }
+    for (j, add) in mask_add.iter_mut().enumerate() {
+        let masked = params.key_mask.is_some_and(|mask| !mask[base + j]);
+        *add = if masked { MASKED_KEY_SCORE } else { 0.0 };
+    }
+
+    let scale = s.splat(params.scale);
+    let negative_slope = s.splat(-slope);
+    // SAFETY: LANE_INDICES contains 16 ≥ LANES values.
+    let lane_indices = unsafe { s.load(LANE_INDICES.as_ptr()) };
+    let mut panels = [std::ptr::null::<f32>(); super::matmul::simd::MAX_NP];
+    for q0 in task.queries.clone().step_by(MR) {
+        let mr = MR.min(task.queries.end - q0);
+        for i in 0..mr {
+            let query = &job.q[(base + q0 + i) * stride + column..][..head_dim];
+            for (c, &value) in query.iter().enumerate() {
+                qp[c * MR + i] = value;
+            }
+        }
+        let mut running_max = [f32::NEG_INFINITY; MR];
+        let mut running_sum = [0.0f32; MR];
+        o.fill(0.0);
+
+        for t0 in (0..len).step_by(KEY_TILE) {
+            let tile_len = KEY_TILE.min(len - t0);
+            let tile_panels = tile_len.div_ceil(NR);
+
+            // Raw scores Q·Kᵀ of the tile: [mr, tile_panels·NR], row stride KEY_TILE.
+            for panel in (0..tile_panels).step_by(NP) {
+                let np = NP.min(tile_panels - panel);
+                for p in 0..np {
+                    panels[p] = kt[(t0 / NR + panel + p) * head_dim * NR..].as_ptr();
+                }
+                // SAFETY: qp holds head_dim·MR floats; each key panel holds
+                // head_dim·NR floats; the scores block has mr rows of
+                // KEY_TILE ≥ (panel + np)·NR floats.
+                unsafe {
+                    let acc = scores.as_mut_ptr().add(panel * NR);
+                    micro_dispatch::<S, VPP>(s, mr, np, qp.as_ptr(), MR, &panels, head_dim, acc, KEY_TILE, false);
+                }
+            }
+
+            // Bias, online-softmax update and the weights P, written key-major into pp.
+            for i in 0..mr {
+                let query_position = (q0 + i) as f32;
+                let row = &mut scores[i * KEY_TILE..][..tile_len];
+                let full = tile_len / S::LANES * S::LANES;
+                let mut max_vector = s.splat(f32::NEG_INFINITY);
+                for c in (0..full).step_by(S::LANES) {
+                    // SAFETY: c + LANES <= tile_len, inside the row and inside mask_add from t0.
+                    unsafe {
+                        let mut v = s.mul(s.load(row.as_ptr().add(c)), scale);
+                        if slope != 0.0 {
+                            let keys = s.add(lane_indices, s.splat((t0 + c) as f32));
+                            let distance = s.abs(s.sub(s.splat(query_position), keys));
+                            v = s.add(v, s.mul(negative_slope, distance));
+                        }
+                        v = s.add(v, s.load(mask_add.as_ptr().add(t0 + c)));
+                        s.store(row.as_mut_ptr().add(c), v);
+                        max_vector = s.max(max_vector, v);
+                    }
+                }
+                let mut tile_max = s.reduce_max(max_vector);
+                for c in full..tile_len {
+                    let mut v = row[c] * params.scale;
+                    if slope != 0.0 {
+                        v += -slope * (q0 + i).abs_diff(t0 + c) as f32;
+                    }
+                    v += mask_add[t0 + c];
+                    row[c] = v;
+                    tile_max = tile_max.max(v);
+                }
+
+                let new_max = running_max[i].max(tile_max);
+                let correction = (running_max[i] - new_max).exp();
+                let new_max_vector = s.splat(new_max);
+                let mut sum_vector = s.zero();
+                for c in (0..tile_len).step_by(S::LANES) {
+                    let lanes = S::LANES.min(tile_len - c);
+                    // SAFETY: c + lanes <= tile_len, inside the row.
+                    unsafe {
+                        let pointer = row.as_mut_ptr().add(c);
+                        if lanes == S::LANES {
+                            let p = simd::exp(s, s.sub(s.load(pointer), new_max_vector));
+                            s.store(pointer, p);
+                            sum_vector = s.add(sum_vector, p);
+                        } else {
+                            let p = simd::exp(s, s.sub(s.load_partial(pointer, lanes), new_max_vector));
+                            s.store_partial(pointer, lanes, p);
+                        }
+                    }
+                }
+                let mut tile_sum = s.reduce_sum(sum_vector);
+                for &p in &row[full..] {
+                    tile_sum += p;
+                }
+                running_sum[i] = running_sum[i] * correction + tile_sum;
+                running_max[i] = new_max;
+                let correction_vector = s.splat(correction);
+                for c in (0..padded_dim).step_by(S::LANES) {
+                    // SAFETY: row i of o has padded_dim floats, a multiple of LANES.
+                    unsafe {
+                        let pointer = o.as_mut_ptr().add(i * padded_dim + c);
+                        s.store(pointer, s.mul(s.load(pointer), correction_vector));
+                    }
+                }
+                for (j, &p) in row.iter().enumerate() {
+                    pp[j * MR + i] = p;
+                }
+            }
+
+            // O += P·V over the tile.
+            for panel in (0..dim_panels).step_by(NP) {
+                let np = NP.min(dim_panels - panel);
+                for p in 0..np {
+                    panels[p] = vp[((panel + p) * len + t0) * NR..].as_ptr();
+                }
+                // SAFETY: pp holds tile_len·MR floats; each value panel holds
+                // tile_len·NR floats from t0; o has mr rows of padded_dim ≥
+                // (panel + np)·NR floats.
+                unsafe {
+                    let acc = o.as_mut_ptr().add(panel * NR);
+                    micro_dispatch::<S, VPP>(s, mr, np, pp.as_ptr(), MR, &panels, tile_len, acc, padded_dim, true);
+                }
+            }
+        }
+
+        for i in 0..mr {
+            let row = base + q0 + i;
+            // SAFETY: each (row, head) block belongs to exactly one task
+            // (caller's contract), and it lies inside `out`.
+            let out_row = unsafe { job.out.slice(row * width + column, head_dim) };
+            let inverse = if running_sum[i] > 0.0 { 1.0 / running_sum[i] } else { 1.0 };
+            for (out, &value) in out_row.iter_mut().zip(&o[i * padded_dim..]) {
+                *out = value * inverse;
+            }
+        }
+    }
+    return_scratch(scratch);
 }
 
 impl Kernels {
@@ -189,30 +441,12 @@ impl Kernels {
             }
         }
 
-        let output = DisjointOutput::new(out);
-        let row_kernel = self.table.attention_row;
-        let head_dim = params.head_dim;
+        let job = AttentionJob { q, k, v, stride, params, out: DisjointOutput::new(out) };
+        let kernel = self.table.attention;
         tasks.into_par_iter().for_each(|task| {
-            let mut scores = vec![0.0f32; KEY_TILE];
-            let base = task.segment.start;
-            let column = task.head * head_dim;
-            let keys = &k[base * stride + column..];
-            let values = &v[base * stride + column..];
-            let slope = match params.bias {
-                AttentionBias::None => 0.0,
-                AttentionBias::Alibi { slopes } => slopes[task.head],
-            };
-            let key_mask = params.key_mask.map(|mask| &mask[task.segment.clone()]);
-            for i in task.queries {
-                let row = base + i;
-                let query = &q[row * stride + column..][..head_dim];
-                let start = row * width + column;
-                // SAFETY: each (row, head) block belongs to exactly one task,
-                // and it lies inside `out` (the shape checks above).
-                let out_row = unsafe { output.slice(start, head_dim) };
-                let bias = RowBias { slope, query: i, key_mask };
-                row_kernel(query, keys, values, stride, task.segment.len(), params.scale, bias, out_row, &mut scores);
-            }
+            // SAFETY: `Kernels` exists only for tiers the CPU supports, and
+            // every (token, head) block of the output belongs to one task.
+            unsafe { kernel(&job, &task) }
         });
     }
 }

@@ -1,45 +1,82 @@
 //! CPU detection and the kernel table.
 //!
-//! The best tier is detected once and cached. The `JCLIP_ISA` environment
-//! variable forces a lower tier (for tests and bug reports); asking for a
-//! tier the CPU lacks is an error, never a silent fallback.
+//! The CPU features are detected once and cached, and so is the tier chosen
+//! from them. The `JCLIP_ISA` environment variable forces a tier (for tests
+//! and bug reports); asking for a tier the CPU lacks is an error, never a
+//! silent fallback.
 
 use std::fmt;
 use std::sync::OnceLock;
 
-use crate::{attention, matmul, norm, rope, vector};
+use crate::tiers::Table;
 
 /// The environment variable that forces a kernel tier, e.g. `JCLIP_ISA=scalar`.
 pub const ISA_ENV: &str = "JCLIP_ISA";
 
 /// An instruction-set tier with its own kernels.
+///
+/// A tier fixes the vector width and the f32 kernels. Optional features
+/// within a tier (VNNI, dot-product and bf16 instructions) are reported by
+/// [`CpuFeatures`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Isa {
     /// Portable Rust, the fallback and the test oracle of every other tier.
     Scalar,
+    /// x86-64 with AVX2, FMA and F16C: 8 f32 lanes.
+    Avx2,
+    /// x86-64 with AVX-512F, BW and VL (plus AVX2, FMA and F16C): 16 f32 lanes.
+    Avx512,
+    /// AArch64 Advanced SIMD: 4 f32 lanes.
+    Neon,
 }
 
 impl Isa {
-    /// Every tier this build knows, lowest first.
+    /// Every tier this build has kernels for, lowest first.
+    #[cfg(target_arch = "x86_64")]
+    pub const ALL: &'static [Isa] = &[Isa::Scalar, Isa::Avx2, Isa::Avx512];
+    /// Every tier this build has kernels for, lowest first.
+    #[cfg(target_arch = "aarch64")]
+    pub const ALL: &'static [Isa] = &[Isa::Scalar, Isa::Neon];
+    /// Every tier this build has kernels for, lowest first.
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     pub const ALL: &'static [Isa] = &[Isa::Scalar];
+
+    /// Every tier of every architecture, for parsing names.
+    const KNOWN: &'static [Isa] = &[Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon];
 
     /// Returns the tier's name as accepted by `JCLIP_ISA`.
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+            Isa::Neon => "neon",
         }
     }
 
-    /// Parses a tier name as accepted by `JCLIP_ISA`.
+    /// Parses a tier name as accepted by `JCLIP_ISA`, including tiers of
+    /// other architectures (which [`Isa::is_supported`] then rejects).
     pub fn from_name(name: &str) -> Option<Isa> {
-        Isa::ALL.iter().copied().find(|isa| isa.name().eq_ignore_ascii_case(name.trim()))
+        Isa::KNOWN.iter().copied().find(|isa| isa.name().eq_ignore_ascii_case(name.trim()))
     }
 
-    /// Reports whether this CPU can run the tier.
+    /// Reports whether this build has the tier's kernels and this CPU can run them.
     pub fn is_supported(self) -> bool {
-        match self {
-            Isa::Scalar => true,
-        }
+        let features = CpuFeatures::detect();
+        Isa::ALL.contains(&self)
+            && match self {
+                Isa::Scalar => true,
+                Isa::Avx2 => features.avx2 && features.fma && features.f16c,
+                Isa::Avx512 => {
+                    features.avx512f
+                        && features.avx512bw
+                        && features.avx512vl
+                        && features.avx2
+                        && features.fma
+                        && features.f16c
+                }
+                Isa::Neon => features.neon,
+            }
     }
 
     /// Returns every tier this CPU can run, lowest first.
@@ -59,12 +96,119 @@ impl fmt::Display for Isa {
     }
 }
 
+/// The CPU features the kernels use now or are meant to use, as detected at
+/// run time. Features of the other architecture are always false.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuFeatures {
+    /// x86-64 AVX2.
+    pub avx2: bool,
+    /// x86-64 fused multiply-add (FMA3).
+    pub fma: bool,
+    /// x86-64 half-precision conversion.
+    pub f16c: bool,
+    /// x86-64 AVX-512 Foundation.
+    pub avx512f: bool,
+    /// x86-64 AVX-512 byte and word instructions.
+    pub avx512bw: bool,
+    /// x86-64 AVX-512 on 128- and 256-bit registers.
+    pub avx512vl: bool,
+    /// x86-64 AVX-512 int8 dot products (`vpdpbusd`).
+    pub avx512vnni: bool,
+    /// x86-64 AVX-512 bfloat16 dot products (`vdpbf16ps`).
+    pub avx512bf16: bool,
+    /// AArch64 Advanced SIMD.
+    pub neon: bool,
+    /// AArch64 half-precision arithmetic (FEAT_FP16).
+    pub fp16: bool,
+    /// AArch64 int8 dot products (`sdot`, FEAT_DotProd).
+    pub dotprod: bool,
+    /// AArch64 int8 matrix multiply (`smmla`, FEAT_I8MM).
+    pub i8mm: bool,
+    /// AArch64 bfloat16 dot products (`bfdot`, FEAT_BF16).
+    pub bf16: bool,
+}
+
+impl CpuFeatures {
+    /// Returns the features of this CPU, detected on the first call.
+    pub fn detect() -> CpuFeatures {
+        static DETECTED: OnceLock<CpuFeatures> = OnceLock::new();
+        *DETECTED.get_or_init(CpuFeatures::detect_uncached)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn detect_uncached() -> CpuFeatures {
+        CpuFeatures {
+            avx2: is_x86_feature_detected!("avx2"),
+            fma: is_x86_feature_detected!("fma"),
+            f16c: is_x86_feature_detected!("f16c"),
+            avx512f: is_x86_feature_detected!("avx512f"),
+            avx512bw: is_x86_feature_detected!("avx512bw"),
+            avx512vl: is_x86_feature_detected!("avx512vl"),
+            avx512vnni: is_x86_feature_detected!("avx512vnni"),
+            avx512bf16: is_x86_feature_detected!("avx512bf16"),
+            ..CpuFeatures::default()
+        }
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    fn detect_uncached() -> CpuFeatures {
+        use std::arch::is_aarch64_feature_detected;
+        CpuFeatures {
+            neon: is_aarch64_feature_detected!("neon"),
+            fp16: is_aarch64_feature_detected!("fp16"),
+            dotprod: is_aarch64_feature_detected!("dotprod"),
+            i8mm: is_aarch64_feature_detected!("i8mm"),
+            bf16: is_aarch64_feature_detected!("bf16"),
+            ..CpuFeatures::default()
+        }
+    }
+
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    fn detect_uncached() -> CpuFeatures {
+        CpuFeatures::default()
+    }
+
+    /// Returns every feature as `(name, detected)`, with the names of Rust's
+    /// `is_*_feature_detected!` macros, for the features of this architecture.
+    pub fn list(&self) -> Vec<(&'static str, bool)> {
+        let x86 = [
+            ("avx2", self.avx2),
+            ("fma", self.fma),
+            ("f16c", self.f16c),
+            ("avx512f", self.avx512f),
+            ("avx512bw", self.avx512bw),
+            ("avx512vl", self.avx512vl),
+            ("avx512vnni", self.avx512vnni),
+            ("avx512bf16", self.avx512bf16),
+        ];
+        let arm = [
+            ("neon", self.neon),
+            ("fp16", self.fp16),
+            ("dotprod", self.dotprod),
+            ("i8mm", self.i8mm),
+            ("bf16", self.bf16),
+        ];
+        if cfg!(target_arch = "x86_64") {
+            x86.to_vec()
+        } else if cfg!(target_arch = "aarch64") {
+            arm.to_vec()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Returns the names of the detected features.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.list().into_iter().filter(|&(_, detected)| detected).map(|(name, _)| name).collect()
+    }
+}
+
 /// Why a kernel tier could not be selected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IsaError {
-    /// The name is not a tier of this build.
+    /// The name is not a tier of any architecture.
     Unknown { name: String },
-    /// The tier exists but this CPU lacks the instructions it needs.
+    /// The tier exists but this build or CPU cannot run it.
     Unsupported { isa: Isa },
 }
 
@@ -85,32 +229,10 @@ impl fmt::Display for IsaError {
 
 impl std::error::Error for IsaError {}
 
-/// The functions of one tier. Every entry has the same contract in every tier.
-pub(crate) struct Table {
-    pub isa: Isa,
-    pub matmul: matmul::TileKernels,
-    pub layer_norm: fn(&mut [f32], &[f32], &[f32], f32),
-    pub attention_row: attention::RowKernel,
-    pub rope: fn(&mut [f32], &[f32], &[f32]),
-    pub dot: fn(&[f32], &[f32]) -> f32,
-}
-
-static SCALAR: Table = Table {
-    isa: Isa::Scalar,
-    matmul: matmul::scalar::KERNELS,
-    layer_norm: norm::layer_norm_row_scalar,
-    attention_row: attention::attention_row_scalar,
-    rope: rope::rope_row_scalar,
-    dot: vector::dot_scalar,
-};
-
-fn table_for(isa: Isa) -> &'static Table {
-    match isa {
-        Isa::Scalar => &SCALAR,
-    }
-}
-
 /// A handle to the kernel table of one tier. Cheap to copy.
+///
+/// Invariant: a `Kernels` exists only for a tier that [`Isa::is_supported`]
+/// accepts, so its table's `unsafe fn` entries may be called.
 #[derive(Clone, Copy)]
 pub struct Kernels {
     pub(crate) table: &'static Table,
@@ -138,10 +260,13 @@ impl Kernels {
                 }
                 _ => Isa::best_supported(),
             };
-            log::debug!("jclip-kernels: using the {isa} tier");
+            log::debug!(
+                "jclip-kernels: using the {isa} tier; CPU features: {}",
+                CpuFeatures::detect().names().join(" ")
+            );
             Ok(isa)
         });
-        chosen.clone().map(|isa| Kernels { table: table_for(isa) })
+        chosen.clone().and_then(Kernels::for_isa)
     }
 
     /// Returns the kernels of one tier, for tests and benchmarks that compare tiers.
@@ -149,12 +274,13 @@ impl Kernels {
         if !isa.is_supported() {
             return Err(IsaError::Unsupported { isa });
         }
-        Ok(Kernels { table: table_for(isa) })
+        let table = crate::tiers::table(isa).ok_or(IsaError::Unsupported { isa })?;
+        Ok(Kernels { table })
     }
 
     /// Returns the scalar kernels, which run everywhere.
     pub fn scalar() -> Kernels {
-        Kernels { table: &SCALAR }
+        Kernels { table: &crate::tiers::SCALAR }
     }
 
     /// Returns the tier of these kernels.

@@ -3,6 +3,7 @@
 use rayon::prelude::*;
 
 use crate::isa::Kernels;
+use crate::simd::Simd;
 
 /// Rows per parallel task: small rows are not worth a task each.
 const ROWS_PER_TASK: usize = 16;
@@ -23,6 +24,69 @@ pub(crate) fn layer_norm_row_scalar(row: &mut [f32], gamma: &[f32], beta: &[f32]
     }
 }
 
+/// Vectors summed in separate accumulators, so additions do not wait on each other.
+const ACCUMULATORS: usize = 4;
+
+/// Returns `Σ (row[i] − center)²`, or `Σ row[i]` when `square` is false:
+/// full vectors into [`ACCUMULATORS`] vector sums in turn, then the tail in
+/// scalar code, in a fixed order.
+#[inline(always)]
+fn sum<S: Simd>(s: S, row: &[f32], center: f32, square: bool) -> f32 {
+    let mut sums = [s.zero(); ACCUMULATORS];
+    let center_vector = s.splat(center);
+    let full = row.len() / S::LANES;
+    for c in 0..full {
+        // SAFETY: vector c lies inside `row`.
+        let v = unsafe { s.load(row.as_ptr().add(c * S::LANES)) };
+        let term = if square {
+            let d = s.sub(v, center_vector);
+            s.mul(d, d)
+        } else {
+            v
+        };
+        sums[c % ACCUMULATORS] = s.add(sums[c % ACCUMULATORS], term);
+    }
+    let mut total = s.reduce_sum(s.add(s.add(sums[0], sums[1]), s.add(sums[2], sums[3])));
+    for &value in &row[full * S::LANES..] {
+        total += if square { (value - center) * (value - center) } else { value };
+    }
+    total
+}
+
+/// Normalises one row in place like [`layer_norm_row_scalar`], with f32
+/// statistics from two passes (mean, then the mean square deviation).
+#[inline(always)]
+pub(crate) fn layer_norm_row_simd<S: Simd>(s: S, row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) {
+    let dim = row.len();
+    assert!(
+        gamma.len() == dim && beta.len() == dim,
+        "LayerNorm parameters of {} values for rows of {dim}",
+        gamma.len()
+    );
+    if dim == 0 {
+        return;
+    }
+    let mean = sum(s, row, 0.0, false) / dim as f32;
+    let mean_vector = s.splat(mean);
+    let squares = sum(s, row, mean, true);
+    let inverse_std = 1.0 / (squares / dim as f32 + eps).sqrt();
+    let inverse_std_vector = s.splat(inverse_std);
+    for c in (0..dim).step_by(S::LANES) {
+        let len = S::LANES.min(dim - c);
+        // SAFETY: c + len <= dim for all three slices (checked above).
+        unsafe {
+            let (x, g, b) = (row.as_mut_ptr().add(c), gamma.as_ptr().add(c), beta.as_ptr().add(c));
+            if len == S::LANES {
+                let t = s.mul(s.sub(s.load(x), mean_vector), inverse_std_vector);
+                s.store(x, s.mul_add(t, s.load(g), s.load(b)));
+            } else {
+                let t = s.mul(s.sub(s.load_partial(x, len), mean_vector), inverse_std_vector);
+                s.store_partial(x, len, s.mul_add(t, s.load_partial(g, len), s.load_partial(b, len)));
+            }
+        }
+    }
+}
+
 impl Kernels {
     /// Applies LayerNorm to every row of `x: [rows, dim]` in place, with
     /// `dim = gamma.len()`.
@@ -39,7 +103,8 @@ impl Kernels {
         let row_kernel = self.table.layer_norm;
         x.par_chunks_mut(dim * ROWS_PER_TASK).for_each(|rows| {
             for row in rows.chunks_exact_mut(dim) {
-                row_kernel(row, gamma, beta, eps);
+                // SAFETY: `Kernels` exists only for tiers the CPU supports.
+                unsafe { row_kernel(row, gamma, beta, eps) };
             }
         });
     }

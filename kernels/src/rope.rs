@@ -1,6 +1,7 @@
 //! Rotary position embedding with interleaved pairs (GPT-J layout).
 
 use crate::isa::Kernels;
+use crate::simd::Simd;
 
 /// Rotates one head vector in place: for each pair `(x₂ⱼ, x₂ⱼ₊₁)`,
 /// `out₂ⱼ = x₂ⱼ·cos₂ⱼ − x₂ⱼ₊₁·sin₂ⱼ` and `out₂ⱼ₊₁ = x₂ⱼ₊₁·cos₂ⱼ₊₁ + x₂ⱼ·sin₂ⱼ₊₁`.
@@ -9,6 +10,36 @@ pub(crate) fn rope_row_scalar(x: &mut [f32], cos: &[f32], sin: &[f32]) {
         let (even, odd) = (pair[0], pair[1]);
         pair[0] = even * c[0] + -odd * s[0];
         pair[1] = odd * c[1] + even * s[1];
+    }
+}
+
+/// −1 on even lanes, +1 on odd lanes: the sign of `sin` applied to the swapped partner.
+const PAIR_SIGNS: [f32; 16] = [-1.0, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0, -1.0, 1.0];
+
+/// Rotates one head vector in place like [`rope_row_scalar`]:
+/// `out = x·cos + swap_pairs(x)·(±sin)`.
+#[inline(always)]
+pub(crate) fn rope_row_simd<S: Simd>(s: S, x: &mut [f32], cos: &[f32], sin: &[f32]) {
+    let len = x.len();
+    assert!(cos.len() >= len && sin.len() >= len, "rotary tables shorter than the head");
+    debug_assert!(S::LANES <= PAIR_SIGNS.len() && S::LANES % 2 == 0);
+    // SAFETY: PAIR_SIGNS holds at least LANES values.
+    let signs = unsafe { s.load(PAIR_SIGNS.as_ptr()) };
+    for c in (0..len).step_by(S::LANES) {
+        let lanes = S::LANES.min(len - c);
+        // SAFETY: c + lanes <= len <= the table lengths (checked above).
+        unsafe {
+            let (xp, cp, sp) = (x.as_mut_ptr().add(c), cos.as_ptr().add(c), sin.as_ptr().add(c));
+            if lanes == S::LANES {
+                let v = s.load(xp);
+                let rotated = s.mul(s.swap_pairs(v), s.mul(s.load(sp), signs));
+                s.store(xp, s.mul_add(v, s.load(cp), rotated));
+            } else {
+                let v = s.load_partial(xp, lanes);
+                let rotated = s.mul(s.swap_pairs(v), s.mul(s.load_partial(sp, lanes), signs));
+                s.store_partial(xp, lanes, s.mul_add(v, s.load_partial(cp, lanes), rotated));
+            }
+        }
     }
 }
 
@@ -43,7 +74,8 @@ impl Kernels {
             let c = &cos[t * head_dim..][..head_dim];
             let s = &sin[t * head_dim..][..head_dim];
             for h in 0..heads {
-                row_kernel(&mut x[t * stride + h * head_dim..][..head_dim], c, s);
+                // SAFETY: `Kernels` exists only for tiers the CPU supports.
+                unsafe { row_kernel(&mut x[t * stride + h * head_dim..][..head_dim], c, s) };
             }
         }
     }

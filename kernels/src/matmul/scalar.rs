@@ -1,59 +1,115 @@
-//! Portable matmul block kernel: the fallback and the oracle of the SIMD tiers.
+//! Portable matmul tile: the fallback of every CPU and the oracle of the SIMD tiers.
+//!
+//! Plain loops over rows and panels, four rows at a time so each weight row
+//! read is reused. Sums are accumulated per reduction block of [`KC`] with
+//! separate multiply and add, so results differ from the fused SIMD tiers in
+//! the last bits only.
 
-use super::{NR, TileKernels};
+use half::{bf16, f16};
 
-pub(crate) const KERNELS: TileKernels = TileKernels { block };
+use super::{KC, MatmulJob, NR, PackedMatrix, Product, Tile, WeightFormat};
 
 /// Rows of X handled together, so each loaded panel row is reused MR times.
-const MR: usize = 4;
+pub(crate) const MR: usize = 4;
 
-#[allow(clippy::too_many_arguments)]
-fn block(
-    x: &[f32],
-    x_stride: usize,
-    rows: usize,
-    panels: &[f32],
-    panel_stride: usize,
-    panel_count: usize,
-    kc: usize,
-    acc: &mut [f32],
-    acc_stride: usize,
-) {
-    for p in 0..panel_count {
-        let panel = &panels[p * panel_stride..][..kc * NR];
-        let mut r = 0;
-        while r + MR <= rows {
-            let mut sums = [[0.0f32; NR]; MR];
-            for kk in 0..kc {
-                let w = &panel[kk * NR..kk * NR + NR];
-                for (i, sum) in sums.iter_mut().enumerate() {
-                    let a = x[(r + i) * x_stride + kk];
-                    for j in 0..NR {
-                        sum[j] += a * w[j];
-                    }
-                }
-            }
-            for (i, sum) in sums.iter().enumerate() {
-                let out = &mut acc[(r + i) * acc_stride + p * NR..][..NR];
-                for j in 0..NR {
-                    out[j] += sum[j];
-                }
-            }
-            r += MR;
-        }
-        for r in r..rows {
-            let mut sum = [0.0f32; NR];
-            for kk in 0..kc {
-                let a = x[r * x_stride + kk];
-                let w = &panel[kk * NR..kk * NR + NR];
+pub(crate) const KERNELS: super::MatmulKernels = super::MatmulKernels { tile, mr: MR, packs_x: false };
+
+/// Copies rows `k0..k0 + kc` of panel `panel` to `out` (`kc·NR` floats) as f32.
+fn read_panel_block(w: &PackedMatrix, panel: usize, k0: usize, kc: usize, out: &mut [f32]) {
+    let width = w.format().bytes_per_weight();
+    let start = w.panel_ptr(panel, k0);
+    // SAFETY: `panel_ptr` checked that the panel exists; its rows k0..k0 + kc
+    // are `kc·NR·width` bytes inside the storage because k0 + kc <= k.
+    let bytes = unsafe { std::slice::from_raw_parts(start, kc * NR * width) };
+    for (value, out) in bytes.chunks_exact(width).zip(out.iter_mut()) {
+        *out = match w.format() {
+            WeightFormat::F32 => f32::from_le_bytes([value[0], value[1], value[2], value[3]]),
+            WeightFormat::F16 => f16::from_le_bytes([value[0], value[1]]).to_f32(),
+            WeightFormat::BF16 => bf16::from_le_bytes([value[0], value[1]]).to_f32(),
+        };
+    }
+}
+
+/// Adds `x[rows]·panel` for one reduction block to `acc` (`rows × NR`, row stride `acc_stride`).
+fn block(x: &[f32], x_stride: usize, rows: usize, panel: &[f32], kc: usize, acc: &mut [f32], acc_stride: usize) {
+    let mut r = 0;
+    while r < rows {
+        let group = MR.min(rows - r);
+        let mut sums = [[0.0f32; NR]; MR];
+        for kk in 0..kc {
+            let w = &panel[kk * NR..kk * NR + NR];
+            for (i, sum) in sums.iter_mut().enumerate().take(group) {
+                let a = x[(r + i) * x_stride + kk];
                 for j in 0..NR {
                     sum[j] += a * w[j];
                 }
             }
-            let out = &mut acc[r * acc_stride + p * NR..][..NR];
+        }
+        for (i, sum) in sums.iter().enumerate().take(group) {
+            let out = &mut acc[(r + i) * acc_stride..][..NR];
             for j in 0..NR {
                 out[j] += sum[j];
             }
+        }
+        r += group;
+    }
+}
+
+/// Computes the raw product of the tile's rows with `w` into `acc` (`rows × panels·NR`).
+fn product(job: &MatmulJob<'_>, tile: Tile, w: &PackedMatrix, acc: &mut [f32]) {
+    let k = job.k;
+    let acc_stride = tile.panels * NR;
+    acc.fill(0.0);
+    let mut panel_block = vec![0.0f32; KC * NR];
+    for k0 in (0..k).step_by(KC) {
+        let kc = KC.min(k - k0);
+        for p in 0..tile.panels {
+            read_panel_block(w, tile.panel0 + p, k0, kc, &mut panel_block);
+            block(&job.x[tile.row0 * k + k0..], k, tile.rows, &panel_block, kc, &mut acc[p * NR..], acc_stride);
+        }
+    }
+}
+
+/// # Safety
+/// No other task may write the tile's part of the output meanwhile.
+unsafe fn tile(job: &MatmulJob<'_>, tile: Tile) {
+    let acc_stride = tile.panels * NR;
+    let col0 = tile.panel0 * NR;
+    let cols = acc_stride.min(job.n - col0);
+    let (first, second) = job.matrices();
+    let mut acc = vec![0.0f32; tile.rows * acc_stride];
+    product(job, tile, first, &mut acc);
+    let mut value_acc = Vec::new();
+    if let Some(value) = second {
+        value_acc = vec![0.0f32; tile.rows * acc_stride];
+        product(job, tile, value, &mut value_acc);
+    }
+    for r in 0..tile.rows {
+        let row = tile.row0 + r;
+        // SAFETY: this tile alone owns columns col0..col0 + cols of its rows
+        // (caller's contract), and the range lies inside the output.
+        let out = unsafe { job.out.slice(row * job.n + col0, cols) };
+        for (c, out) in out.iter_mut().enumerate() {
+            let col = col0 + c;
+            let sum = acc[r * acc_stride + c];
+            *out = match job.product {
+                Product::Linear { epilogue, .. } => {
+                    let mut v = sum;
+                    if let Some(bias) = epilogue.bias {
+                        v += bias[col];
+                    }
+                    v = epilogue.activation.apply(v);
+                    if let Some(residual) = epilogue.residual {
+                        v += residual[row * job.n + col];
+                    }
+                    v
+                }
+                Product::Gated { gate_bias, value_bias, activation, .. } => {
+                    let g = sum + gate_bias.map_or(0.0, |bias| bias[col]);
+                    let v = value_acc[r * acc_stride + c] + value_bias.map_or(0.0, |bias| bias[col]);
+                    activation.apply(g) * v
+                }
+            };
         }
     }
 }

@@ -99,6 +99,7 @@ fn info(args: &InfoArgs) -> CliResult {
     let kernels = jclip_kernels::Kernels::detect()?;
     println!("jclip {}", env!("CARGO_PKG_VERSION"));
     println!("kernel tier: {} (best supported: {detected}; supported: {})", kernels.isa(), supported.join(", "));
+    println!("cpu features: {}", jclip_kernels::CpuFeatures::detect().names().join(" "));
     println!("threads available: {}", std::thread::available_parallelism().map_or(1, |n| n.get()));
     if let Some(dir) = &args.model {
         let model = jclip::Model::open(dir, &jclip::ModelOptions::default())?;

@@ -1,0 +1,401 @@
+//! The matmul tile and its register-tiled microkernel, written once for every SIMD tier.
+//!
+//! A tier instantiates [`tile`] with its vector type and three sizes: `MR`
+//! rows per microkernel call, `NP` panels per call and `VPP` vectors per
+//! panel (`NR / LANES`). `MR·NP·VPP` accumulators plus `NP·VPP` weight
+//! vectors must fit in the register file.
+
+use std::cell::Cell;
+
+use super::{Activation, KC, MatmulJob, NR, PackedMatrix, Product, Tile, WeightFormat};
+use crate::simd::{self, Simd};
+
+/// Largest `MR` and `NP` any tier uses; [`micro_dispatch`] covers all sizes up to these.
+pub(crate) const MAX_MR: usize = 8;
+pub(crate) const MAX_NP: usize = 4;
+
+thread_local! {
+    /// Scratch memory of the tiles that run on this thread, kept between calls.
+    static SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+}
+
+/// Takes this thread's scratch buffer, grown to at least `len` floats.
+pub(crate) fn take_scratch(len: usize) -> Vec<f32> {
+    let mut buffer = SCRATCH.take();
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    }
+    buffer
+}
+
+/// Returns a buffer taken with [`take_scratch`].
+pub(crate) fn return_scratch(buffer: Vec<f32>) {
+    SCRATCH.set(buffer);
+}
+
+/// Accumulates one register tile:
+/// `acc[i·acc_stride + p·NR + j] (+)= Σ_{kk<kc} x[kk·x_stride + i] · w[p][kk·NR + j]`
+/// for `i < MR`, `p < NP`, `j < NR`, starting from zero unless `accumulate`.
+///
+/// Every accumulator is one fused multiply-add chain in ascending `kk`, so a
+/// value does not depend on `MR`, `NP` or its position in the tile.
+///
+/// # Safety
+/// The CPU must support `S`'s tier, and `MR <= x_stride`. `x` must have
+/// `kc·x_stride` readable floats and each `w[p]` `kc·NR` readable floats.
+/// `acc` must have `(MR − 1)·acc_stride + NP·NR` readable and writable floats.
+#[inline(always)]
+pub(crate) unsafe fn micro<S: Simd, const MR: usize, const NP: usize, const VPP: usize>(
+    s: S,
+    x: *const f32,
+    x_stride: usize,
+    w: &[*const f32],
+    kc: usize,
+    acc: *mut f32,
+    acc_stride: usize,
+    accumulate: bool,
+) {
+    debug_assert_eq!(VPP * S::LANES, NR);
+    debug_assert!(w.len() >= NP && MR <= x_stride);
+    let mut panels = [std::ptr::null::<f32>(); NP];
+    panels.copy_from_slice(&w[..NP]);
+    let mut c = [[[s.zero(); VPP]; NP]; MR];
+    if accumulate {
+        for i in 0..MR {
+            for p in 0..NP {
+                for v in 0..VPP {
+                    // SAFETY: inside `acc` (this function's contract).
+                    c[i][p][v] = unsafe { s.load(acc.add(i * acc_stride + p * NR + v * S::LANES)) };
+                }
+            }
+        }
+    }
+    for kk in 0..kc {
+        let mut b = [[s.zero(); VPP]; NP];
+        for p in 0..NP {
+            for v in 0..VPP {
+                // SAFETY: row kk < kc of panel p (this function's contract).
+                b[p][v] = unsafe { s.load(panels[p].add(kk * NR + v * S::LANES)) };
+            }
+        }
+        for i in 0..MR {
+            // SAFETY: kk·x_stride + i < kc·x_stride (this function's contract).
+            let a = unsafe { s.broadcast(x.add(kk * x_stride + i)) };
+            for p in 0..NP {
+                for v in 0..VPP {
+                    c[i][p][v] = s.mul_add(a, b[p][v], c[i][p][v]);
+                }
+            }
+        }
+    }
+    for i in 0..MR {
+        for p in 0..NP {
+            for v in 0..VPP {
+                // SAFETY: inside `acc` (this function's contract).
+                unsafe { s.store(acc.add(i * acc_stride + p * NR + v * S::LANES), c[i][p][v]) };
+            }
+        }
+    }
+}
+
+/// Runs [`micro`] for `mr` rows and `np` panels known only at run time.
+///
+/// # Safety
+/// As [`micro`] with `MR = mr`, `NP = np`; also `1 <= mr <= MAX_MR`, `1 <= np <= MAX_NP`.
+#[inline(always)]
+pub(crate) unsafe fn micro_dispatch<S: Simd, const VPP: usize>(
+    s: S,
+    mr: usize,
+    np: usize,
+    x: *const f32,
+    x_stride: usize,
+    w: &[*const f32],
+    kc: usize,
+    acc: *mut f32,
+    acc_stride: usize,
+    accumulate: bool,
+) {
+    macro_rules! by_panels {
+        ($mr:literal) => {
+            match np {
+                // SAFETY: the caller's contract with the sizes matched here.
+                1 => unsafe { micro::<S, $mr, 1, VPP>(s, x, x_stride, w, kc, acc, acc_stride, accumulate) },
+                // SAFETY: as above.
+                2 => unsafe { micro::<S, $mr, 2, VPP>(s, x, x_stride, w, kc, acc, acc_stride, accumulate) },
+                // SAFETY: as above.
+                3 => unsafe { micro::<S, $mr, 3, VPP>(s, x, x_stride, w, kc, acc, acc_stride, accumulate) },
+                // SAFETY: as above.
+                4 => unsafe { micro::<S, $mr, 4, VPP>(s, x, x_stride, w, kc, acc, acc_stride, accumulate) },
+                _ => unreachable!("{np} panels per microkernel call"),
+            }
+        };
+    }
+    match mr {
+        1 => by_panels!(1),
+        2 => by_panels!(2),
+        3 => by_panels!(3),
+        4 => by_panels!(4),
+        5 => by_panels!(5),
+        6 => by_panels!(6),
+        7 => by_panels!(7),
+        8 => by_panels!(8),
+        _ => unreachable!("{mr} rows per microkernel call"),
+    }
+}
+
+/// Returns pointers to rows `k0..k0 + kc` of panels `panel0..panel0 + np` of
+/// `w` as f32: straight into f32 storage, or after widening into `buffer`
+/// (`np·kc·NR` floats).
+///
+/// # Safety
+/// The CPU must support `S`'s tier; the panels and rows must exist.
+#[inline(always)]
+unsafe fn panel_rows<S: Simd>(
+    s: S,
+    w: &PackedMatrix,
+    panel0: usize,
+    np: usize,
+    k0: usize,
+    kc: usize,
+    buffer: *mut f32,
+    out: &mut [*const f32; MAX_NP],
+) {
+    for p in 0..np {
+        let source = w.panel_ptr(panel0 + p, k0);
+        match w.format() {
+            WeightFormat::F32 => out[p] = source.cast(),
+            WeightFormat::F16 | WeightFormat::BF16 => {
+                let source = source.cast::<u16>();
+                // SAFETY: the buffer has room for np·kc·NR floats (caller's contract).
+                let target = unsafe { buffer.add(p * kc * NR) };
+                for offset in (0..kc * NR).step_by(S::LANES) {
+                    // SAFETY: rows k0..k0 + kc of the panel hold kc·NR halves,
+                    // and the buffer has room for them.
+                    unsafe {
+                        let v = if w.format() == WeightFormat::F16 {
+                            s.load_f16(source.add(offset))
+                        } else {
+                            s.load_bf16(source.add(offset))
+                        };
+                        s.store(target.add(offset), v);
+                    }
+                }
+                out[p] = target;
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn activate<S: Simd>(s: S, activation: Activation, v: S::F) -> S::F {
+    match activation {
+        Activation::Identity => v,
+        Activation::Gelu => simd::gelu(s, v),
+        Activation::Silu => simd::silu(s, v),
+    }
+}
+
+/// Loads `len <= LANES` floats, the whole vector when `len == LANES`.
+///
+/// # Safety
+/// `ptr..ptr + len` must be readable.
+#[inline(always)]
+unsafe fn load_upto<S: Simd>(s: S, ptr: *const f32, len: usize) -> S::F {
+    // SAFETY: the caller's contract.
+    unsafe { if len == S::LANES { s.load(ptr) } else { s.load_partial(ptr, len) } }
+}
+
+/// Applies the epilogue to rows `row0..row0 + rows` and columns
+/// `col0..col0 + cols` of the output, reading raw sums from `acc` (and for a
+/// gated product the value sums from `value_acc`), row stride `acc_stride`.
+///
+/// # Safety
+/// The CPU must support `S`'s tier, the block must lie inside the output and
+/// belong to the calling tile, and the accumulators must hold the block.
+#[inline(always)]
+unsafe fn epilogue<S: Simd>(
+    s: S,
+    job: &MatmulJob<'_>,
+    acc: *const f32,
+    value_acc: *const f32,
+    acc_stride: usize,
+    row0: usize,
+    rows: usize,
+    col0: usize,
+    cols: usize,
+) {
+    let n = job.n;
+    for r in 0..rows {
+        let row = row0 + r;
+        // SAFETY: the block belongs to the calling tile (caller's contract).
+        let out = unsafe { job.out.slice(row * n + col0, cols) };
+        for c in (0..cols).step_by(S::LANES) {
+            let len = S::LANES.min(cols - c);
+            // SAFETY: the accumulators hold the block (caller's contract).
+            let sum = unsafe { load_upto(s, acc.add(r * acc_stride + c), len) };
+            let result = match job.product {
+                Product::Linear { epilogue, .. } => {
+                    let mut v = sum;
+                    if let Some(bias) = epilogue.bias {
+                        // SAFETY: `bias` has n ≥ col0 + c + len values (checked by the caller of the job).
+                        v = s.add(v, unsafe { load_upto(s, bias.as_ptr().add(col0 + c), len) });
+                    }
+                    v = activate(s, epilogue.activation, v);
+                    if let Some(residual) = epilogue.residual {
+                        // SAFETY: `residual` is [rows, n] (checked by the caller of the job).
+                        v = s.add(v, unsafe { load_upto(s, residual.as_ptr().add(row * n + col0 + c), len) });
+                    }
+                    v
+                }
+                Product::Gated { gate_bias, value_bias, activation, .. } => {
+                    let mut g = sum;
+                    // SAFETY: as `acc`.
+                    let mut v = unsafe { load_upto(s, value_acc.add(r * acc_stride + c), len) };
+                    if let Some(bias) = gate_bias {
+                        // SAFETY: `bias` has n values (checked by the caller of the job).
+                        g = s.add(g, unsafe { load_upto(s, bias.as_ptr().add(col0 + c), len) });
+                    }
+                    if let Some(bias) = value_bias {
+                        // SAFETY: as above.
+                        v = s.add(v, unsafe { load_upto(s, bias.as_ptr().add(col0 + c), len) });
+                    }
+                    s.mul(activate(s, activation, g), v)
+                }
+            };
+            // SAFETY: `out` has `cols` values.
+            unsafe {
+                if len == S::LANES {
+                    s.store(out.as_mut_ptr().add(c), result);
+                } else {
+                    s.store_partial(out.as_mut_ptr().add(c), len, result);
+                }
+            }
+        }
+    }
+}
+
+/// Computes one tile of a matmul job, epilogue included.
+///
+/// # Safety
+/// The CPU must support `S`'s tier, `MR <= MAX_MR`, `NP <= MAX_NP`,
+/// `VPP·S::LANES == NR`, and no other task may write the tile's part of the
+/// output meanwhile.
+#[inline(always)]
+pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NP: usize, const VPP: usize>(
+    s: S,
+    job: &MatmulJob<'_>,
+    tile: Tile,
+) {
+    const { assert!(MR <= MAX_MR && NP <= MAX_NP && VPP * S::LANES == NR) };
+    let k = job.k;
+    let (first, second) = job.matrices();
+    let matrices = if second.is_some() { 2 } else { 1 };
+    let groups = tile.rows.div_ceil(MR);
+    let acc_stride = tile.panels * NR;
+    let acc_len = groups * MR * acc_stride;
+
+    // Scratch: packed rows of X, widened weights, accumulators of each matrix.
+    // X packed in row groups by the driver (group g at g·MR·k), or else by
+    // this tile for one reduction block at a time (group g at g·MR·block_len).
+    let shared_x = job.x_pack.map(|packed| {
+        assert!(
+            job.x_pack_rows == MR && tile.row0.is_multiple_of(MR),
+            "X packed for {} rows per group",
+            job.x_pack_rows
+        );
+        assert!(packed.len() >= (tile.row0 + groups * MR) * k, "packed X shorter than the tile's rows");
+        packed[tile.row0 * k..].as_ptr()
+    });
+    let widened = first.format() != WeightFormat::F32;
+    // A tile of one row group reuses no weight, so it reads each f32 panel
+    // in one pass over k, which suits the prefetchers. Block boundaries do
+    // not change results: the accumulators are stored and reloaded exactly.
+    let block_len = if groups == 1 && !widened { k.max(1) } else { KC };
+    let x_len = if shared_x.is_some() { 0 } else { groups * MR * block_len };
+    let w_len = if widened { matrices * tile.panels * block_len * NR } else { 0 };
+    let mut panel_pointers = vec![std::ptr::null::<f32>(); matrices * tile.panels];
+    let mut scratch = take_scratch(x_len + w_len + matrices * acc_len);
+    let (x_private, rest) = scratch.split_at_mut(x_len);
+    let (w_buffer, accumulators) = rest.split_at_mut(w_len);
+    let (x_private, w_buffer, accumulators) =
+        (x_private.as_mut_ptr(), w_buffer.as_mut_ptr(), accumulators.as_mut_ptr());
+
+    // With k = 0 there is one empty block, so the epilogue still runs.
+    let blocks = k.div_ceil(block_len).max(1);
+    for block in 0..blocks {
+        let k0 = block * block_len;
+        let kc = block_len.min(k - k0);
+        let last = block + 1 == blocks;
+
+        if shared_x.is_none() {
+            // Copy the tile's rows of X for this block, input-feature major per row group.
+            // Writes go in address order; scattered writes would cost more.
+            for g in 0..groups {
+                let group_rows = MR.min(tile.rows - g * MR);
+                let first_row = (tile.row0 + g * MR) * k + k0;
+                let source = &job.x[first_row..first_row + (group_rows - 1) * k + kc];
+                for kk in 0..kc {
+                    for i in 0..group_rows {
+                        // SAFETY: g·MR·block_len + kk·MR + i < groups·MR·block_len = x_len.
+                        unsafe { x_private.add(g * MR * block_len + kk * MR + i).write(source[i * k + kk]) };
+                    }
+                }
+            }
+        }
+
+        // Pointers to this block's rows of every panel of every matrix,
+        // widened into the buffer first when stored in half precision.
+        for (m, w) in [Some(first), second].into_iter().flatten().enumerate() {
+            for panel in (0..tile.panels).step_by(NP) {
+                let np = NP.min(tile.panels - panel);
+                let mut chunk = [std::ptr::null(); MAX_NP];
+                // SAFETY: panels panel0 + panel.. + np and rows k0..k0 + kc
+                // exist, and the buffer has room for matrices·panels·block_len·NR floats.
+                unsafe {
+                    let buffer = w_buffer.add((m * tile.panels + panel) * block_len * NR);
+                    panel_rows(s, w, tile.panel0 + panel, np, k0, kc, buffer, &mut chunk);
+                }
+                panel_pointers[m * tile.panels + panel..][..np].copy_from_slice(&chunk[..np]);
+            }
+        }
+
+        for g in 0..groups {
+            let group_rows = MR.min(tile.rows - g * MR);
+            for panel in (0..tile.panels).step_by(NP) {
+                let np = NP.min(tile.panels - panel);
+                for m in 0..matrices {
+                    let panels = &panel_pointers[m * tile.panels + panel..][..np];
+                    // SAFETY: row group g has kc·MR packed floats from the
+                    // block's start (k·MR per group when shared, block_len·MR
+                    // when private), and each panel has kc·NR floats. The
+                    // accumulator block of matrix m has room for group_rows
+                    // rows of np·NR floats.
+                    unsafe {
+                        let acc = accumulators.add(m * acc_len + g * MR * acc_stride + panel * NR);
+                        let x = match shared_x {
+                            Some(packed) => packed.add(g * MR * k + k0 * MR),
+                            None => x_private.add(g * MR * block_len),
+                        };
+                        if group_rows == MR && np == NP {
+                            micro::<S, MR, NP, VPP>(s, x, MR, panels, kc, acc, acc_stride, block > 0);
+                        } else {
+                            micro_dispatch::<S, VPP>(s, group_rows, np, x, MR, panels, kc, acc, acc_stride, block > 0);
+                        }
+                    }
+                }
+                if last {
+                    let col0 = (tile.panel0 + panel) * NR;
+                    let cols = (np * NR).min(job.n - col0);
+                    // SAFETY: the block lies in this tile, whose output the
+                    // caller reserved, and the accumulators hold it.
+                    unsafe {
+                        let acc = accumulators.add(g * MR * acc_stride + panel * NR);
+                        let value_acc = if matrices == 2 { acc.add(acc_len) } else { acc };
+                        epilogue(s, job, acc, value_acc, acc_stride, tile.row0 + g * MR, group_rows, col0, cols);
+                    }
+                }
+            }
+        }
+    }
+    return_scratch(scratch);
+}
