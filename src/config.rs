@@ -222,10 +222,10 @@ impl Reader {
     }
 
     fn clip_config(&self, root: &Map<String, Value>) -> Result<ModelConfig> {
-        if let Some(model_type) = root.get("model_type") {
-            if model_type.as_str() != Some("jina_clip") {
-                return Err(self.unsupported("model_type", model_type, "expected \"jina_clip\""));
-            }
+        if let Some(model_type) = root.get("model_type")
+            && model_type.as_str() != Some("jina_clip")
+        {
+            return Err(self.unsupported("model_type", model_type, "expected \"jina_clip\""));
         }
         self.require_unset(
             root,
@@ -306,10 +306,10 @@ impl Reader {
                 ));
             }
         }
-        if let Some(value) = map.get("prenorm").or_else(|| map.get("pre_norm")) {
-            if value.as_bool() == Some(true) {
-                return Err(self.unsupported(&format!("{prefix}prenorm"), value, "JinaBERT is post-LayerNorm"));
-            }
+        if let Some(value) = map.get("prenorm").or_else(|| map.get("pre_norm"))
+            && value.as_bool() == Some(true)
+        {
+            return Err(self.unsupported(&format!("{prefix}prenorm"), value, "JinaBERT is post-LayerNorm"));
         }
         let config =
             TextConfig {
@@ -327,7 +327,7 @@ impl Reader {
                     })? as u32,
                 },
             };
-        if config.hidden_size % config.num_heads != 0 {
+        if !config.hidden_size.is_multiple_of(config.num_heads) {
             return Err(self.invalid(format!(
                 "{prefix}hidden_size {} is not divisible by num_attention_heads {}",
                 config.hidden_size, config.num_heads

@@ -98,15 +98,13 @@ pub(crate) fn resolve_threads(requested: Option<usize>) -> Result<usize> {
         }
         return Ok(threads);
     }
-    if let Ok(value) = std::env::var(THREADS_ENV) {
-        if !value.trim().is_empty() {
-            return match value.trim().parse::<usize>() {
-                Ok(threads) if threads > 0 => Ok(threads),
-                _ => {
-                    Err(Error::InvalidOption { name: THREADS_ENV, value, reason: "expected a positive integer".into() })
-                }
-            };
-        }
+    if let Ok(value) = std::env::var(THREADS_ENV)
+        && !value.trim().is_empty()
+    {
+        return match value.trim().parse::<usize>() {
+            Ok(threads) if threads > 0 => Ok(threads),
+            _ => Err(Error::InvalidOption { name: THREADS_ENV, value, reason: "expected a positive integer".into() }),
+        };
     }
     Ok(std::thread::available_parallelism().map_or(1, |n| n.get()))
 }

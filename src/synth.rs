@@ -547,7 +547,7 @@ fn write_safetensors(path: &Path, options: &SynthOptions) -> Result<()> {
         offset += bytes;
     }
     let mut header = serde_json::to_string(&header).expect("JSON values serialise");
-    while header.len() % 8 != 0 {
+    while !header.len().is_multiple_of(8) {
         header.push(' ');
     }
 

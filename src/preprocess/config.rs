@@ -161,33 +161,33 @@ fn parse_channels(map: &Map<String, Value>, keys: &[&str], input: &str) -> Resul
 fn check_supported(map: &Map<String, Value>, input: &str, size: u32) -> Result<(), ImageError> {
     let present = |key: &str| map.get(key).filter(|v| !v.is_null());
 
-    if let Some(mode) = present("resize_mode") {
-        if mode.as_str() != Some("shortest") {
-            return Err(unsupported(input, "resize_mode", mode, "\"shortest\""));
-        }
+    if let Some(mode) = present("resize_mode")
+        && mode.as_str() != Some("shortest")
+    {
+        return Err(unsupported(input, "resize_mode", mode, "\"shortest\""));
     }
-    if let Some(interpolation) = present("interpolation") {
-        if interpolation.as_str() != Some("bicubic") {
-            return Err(unsupported(input, "interpolation", interpolation, "\"bicubic\""));
-        }
+    if let Some(interpolation) = present("interpolation")
+        && interpolation.as_str() != Some("bicubic")
+    {
+        return Err(unsupported(input, "interpolation", interpolation, "\"bicubic\""));
     }
     // Hugging Face image processors name the filter by its Pillow number; 3 is BICUBIC.
-    if let Some(resample) = present("resample") {
-        if resample.as_u64() != Some(3) {
-            return Err(unsupported(input, "resample", resample, "3 (bicubic)"));
-        }
+    if let Some(resample) = present("resample")
+        && resample.as_u64() != Some(3)
+    {
+        return Err(unsupported(input, "resample", resample, "3 (bicubic)"));
     }
     for key in ["do_resize", "do_center_crop", "do_rescale", "do_normalize"] {
-        if let Some(flag) = present(key) {
-            if flag.as_bool() != Some(true) {
-                return Err(unsupported(input, key, flag, "true"));
-            }
+        if let Some(flag) = present(key)
+            && flag.as_bool() != Some(true)
+        {
+            return Err(unsupported(input, key, flag, "true"));
         }
     }
-    if let Some(factor) = present("rescale_factor") {
-        if factor.as_f64().map(|f| f as f32) != Some(1.0 / 255.0) {
-            return Err(unsupported(input, "rescale_factor", factor, "1/255"));
-        }
+    if let Some(factor) = present("rescale_factor")
+        && factor.as_f64().map(|f| f as f32) != Some(1.0 / 255.0)
+    {
+        return Err(unsupported(input, "rescale_factor", factor, "1/255"));
     }
     if let Some(crop) = present("crop_size") {
         let crop_side = match crop {

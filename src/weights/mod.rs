@@ -121,10 +121,10 @@ impl Checkpoint {
                 message: format!("{e}; the file may be truncated or not a safetensors file, download it again"),
             })?;
             let data_start = 8 + header_len;
-            if file_index == 0 {
-                if let Some(found) = header.metadata() {
-                    metadata = found.clone();
-                }
+            if file_index == 0
+                && let Some(found) = header.metadata()
+            {
+                metadata = found.clone();
             }
             for (name, info) in header.tensors() {
                 let entry = TensorEntry {

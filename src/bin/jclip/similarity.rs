@@ -89,14 +89,14 @@ fn embed_pair(model: &jclip::Model, texts: &[String], images: &[std::path::PathB
         model.embed_texts(texts, true).map_err(|e| e.to_string())?.into_iter().map(|e| e.embedding).collect();
     let image_vectors: Vec<Vec<f32>> =
         model.embed_image_files(images, true).map_err(|e| e.to_string())?.into_iter().map(|e| e.embedding).collect();
-    if let (Some(t), Some(i)) = (text_vectors.first(), image_vectors.first()) {
-        if t.len() != i.len() {
-            return Err(format!(
-                "this model's text embeddings have {} values and its image embeddings {}; they cannot be compared",
-                t.len(),
-                i.len()
-            ));
-        }
+    if let (Some(t), Some(i)) = (text_vectors.first(), image_vectors.first())
+        && t.len() != i.len()
+    {
+        return Err(format!(
+            "this model's text embeddings have {} values and its image embeddings {}; they cannot be compared",
+            t.len(),
+            i.len()
+        ));
     }
     Ok(EmbeddedPair { texts: text_vectors, images: image_vectors })
 }
