@@ -1,10 +1,98 @@
 //! Building blocks shared by both towers: packed linear layers and LayerNorm.
 
+use std::ops::Range;
+use std::sync::Mutex;
+
 use jclip_kernels::{Epilogue, Kernels, PackedMatrix};
 
-use crate::error::Result;
-use crate::weights::TensorRef;
+use crate::error::{Error, Result};
+use crate::precision::{MatrixRole, Precision};
 use crate::weights::names::{LinearTensors, NormTensors};
+use crate::weights::{Checkpoint, TensorRef};
+
+/// A packed matrix as `jclip convert` stores it.
+pub struct PackRecord {
+    /// Names the matrix inside a packed checkpoint.
+    pub key: String,
+    /// The original tensors it was built from.
+    pub sources: Vec<String>,
+    pub matrix: PackedMatrix,
+}
+
+/// Builds the packed matrices of a model: packs the original weights in the
+/// format the precision chooses for each matrix, or, for a checkpoint that
+/// `jclip convert` wrote, maps the stored packed bytes in place.
+pub struct Packer<'c> {
+    checkpoint: &'c Checkpoint,
+    precision: Precision,
+    /// Every matrix built, kept for `jclip convert`.
+    records: Option<Mutex<Vec<PackRecord>>>,
+}
+
+impl<'c> Packer<'c> {
+    pub fn new(checkpoint: &'c Checkpoint, precision: Precision) -> Packer<'c> {
+        Packer { checkpoint, precision, records: None }
+    }
+
+    /// A packer that keeps a copy of every matrix for [`Packer::into_records`].
+    pub fn recording(checkpoint: &'c Checkpoint, precision: Precision) -> Packer<'c> {
+        Packer { checkpoint, precision, records: Some(Mutex::new(Vec::new())) }
+    }
+
+    /// Returns the matrices built so far, in order.
+    pub fn into_records(self) -> Vec<PackRecord> {
+        self.records.map(|records| records.into_inner().unwrap_or_else(|e| e.into_inner())).unwrap_or_default()
+    }
+
+    /// Packs the rows `rows` of each part, in order, into one `[Σ rows, k]` matrix.
+    pub fn matrix(&self, role: MatrixRole, parts: &[(&TensorRef<'_>, Range<usize>)]) -> Result<PackedMatrix> {
+        let k: usize = parts[0].0.shape[1..].iter().product();
+        let n: usize = parts.iter().map(|(_, rows)| rows.len()).sum();
+        let key = parts
+            .iter()
+            .map(|(tensor, rows)| {
+                if rows.start == 0 && rows.end == tensor.shape[0] {
+                    tensor.name.to_string()
+                } else {
+                    format!("{}[{}..{}]", tensor.name, rows.start, rows.end)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("+");
+        let matrix = if self.checkpoint.packed_layout().is_some() {
+            self.checkpoint.packed_matrix(&key, n, k)?
+        } else {
+            let mut sources = Vec::with_capacity(n);
+            for (tensor, rows) in parts {
+                let view = tensor.float_view()?;
+                let part_k: usize = tensor.shape[1..].iter().product();
+                if part_k != k {
+                    return Err(Error::TensorShape {
+                        name: tensor.name.to_string(),
+                        expected: vec![tensor.shape[0], k],
+                        actual: tensor.shape.to_vec(),
+                    });
+                }
+                sources.extend(rows.clone().map(|r| (view, r * k)));
+            }
+            PackedMatrix::from_rows_as(self.precision.format_for(role), n, k, |r, out| {
+                let (view, start) = sources[r];
+                view.read(start, out);
+            })
+        };
+        if let Some(records) = &self.records {
+            let sources = parts.iter().map(|(tensor, _)| tensor.name.to_string()).collect();
+            let record = PackRecord { key, sources, matrix: matrix.clone() };
+            records.lock().unwrap_or_else(|e| e.into_inner()).push(record);
+        }
+        Ok(matrix)
+    }
+
+    /// Packs rows `first..first + count` of a stored `[n, k]` matrix.
+    pub fn rows(&self, role: MatrixRole, tensor: &TensorRef<'_>, first: usize, count: usize) -> Result<PackedMatrix> {
+        self.matrix(role, &[(tensor, first..first + count)])
+    }
+}
 
 /// A linear layer `y = x·Wᵀ + b` with W packed for the kernels.
 #[derive(Debug)]
@@ -16,8 +104,8 @@ pub struct Linear {
 
 impl Linear {
     /// Packs a stored linear layer.
-    pub fn from_tensors(tensors: &LinearTensors<'_>) -> Result<Linear> {
-        let weight = pack_rows(&tensors.weight, 0, tensors.weight.shape[0])?;
+    pub fn from_tensors(packer: &Packer<'_>, role: MatrixRole, tensors: &LinearTensors<'_>) -> Result<Linear> {
+        let weight = packer.rows(role, &tensors.weight, 0, tensors.weight.shape[0])?;
         let bias = tensors.bias.as_ref().map(|bias| bias.to_f32_vec()).transpose()?;
         Ok(Linear { weight, bias })
     }
@@ -25,21 +113,16 @@ impl Linear {
     /// Stacks several layers with the same input into one (e.g. q, k, v):
     /// the output rows are the parts' rows in order, and a part without a
     /// bias contributes zeros to the bias.
-    pub fn stack(parts: &[(&TensorRef<'_>, Option<&TensorRef<'_>>)]) -> Result<Linear> {
-        let k = parts[0].0.shape[1];
-        let mut rows = Vec::new();
-        for (weight, _) in parts {
-            let view = weight.float_view()?;
-            for r in 0..weight.shape[0] {
-                rows.push((view, r * k));
-            }
-        }
-        let weight = PackedMatrix::from_rows(rows.len(), k, |r, out| {
-            let (view, start) = rows[r];
-            view.read(start, out);
-        });
+    pub fn stack(
+        packer: &Packer<'_>,
+        role: MatrixRole,
+        parts: &[(&TensorRef<'_>, Option<&TensorRef<'_>>)],
+    ) -> Result<Linear> {
+        let rows: Vec<(&TensorRef<'_>, Range<usize>)> =
+            parts.iter().map(|(weight, _)| (*weight, 0..weight.shape[0])).collect();
+        let weight = packer.matrix(role, &rows)?;
         let bias = if parts.iter().any(|(_, bias)| bias.is_some()) {
-            let mut values = Vec::with_capacity(rows.len());
+            let mut values = Vec::with_capacity(weight.n());
             for (weight, bias) in parts {
                 match bias {
                     Some(bias) => values.extend(bias.to_f32_vec()?),
@@ -67,13 +150,6 @@ impl Linear {
         let epilogue = Epilogue { bias: self.bias.as_deref(), residual: Some(residual), ..Epilogue::default() };
         kernels.linear(x, rows, &self.weight, epilogue, y);
     }
-}
-
-/// Packs rows `first..first + count` of a stored `[n, k]` matrix.
-pub fn pack_rows(tensor: &TensorRef<'_>, first: usize, count: usize) -> Result<PackedMatrix> {
-    let k = tensor.shape[1..].iter().product();
-    let view = tensor.float_view()?;
-    Ok(PackedMatrix::from_rows(count, k, |r, out| view.read((first + r) * k, out)))
 }
 
 /// LayerNorm parameters.

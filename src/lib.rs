@@ -13,12 +13,14 @@
 //! The library never prints; it logs through the `log` facade at debug level.
 
 pub mod config;
+pub mod convert;
 pub mod embed;
 pub mod error;
 pub mod ffi;
 pub mod layers;
 pub mod model;
 pub mod options;
+pub mod precision;
 pub mod preprocess;
 pub mod synth;
 pub mod text;
@@ -30,4 +32,5 @@ pub use error::{Error, Result};
 pub use jclip_kernels::Isa;
 pub use model::Model;
 pub use options::ModelOptions;
+pub use precision::Precision;
 pub use text::Truncation;

@@ -7,7 +7,9 @@ use jclip_kernels::{Isa, Kernels};
 
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
+use crate::layers::Packer;
 use crate::options::{ModelOptions, resolve_threads};
+use crate::precision::Precision;
 use crate::preprocess::{DecodeOptions, PreprocessConfig};
 use crate::text::{TextTokenizer, TextTower};
 use crate::vision::VisionTower;
@@ -34,6 +36,8 @@ pub struct Model {
     pub(crate) text: TextTower,
     pub(crate) image: Option<ImageSide>,
     pub(crate) logit_scale: Option<f32>,
+    pub(crate) precision: Precision,
+    pub(crate) weights_in_place: bool,
 }
 
 impl std::fmt::Debug for Model {
@@ -42,6 +46,7 @@ impl std::fmt::Debug for Model {
             .field("dir", &self.dir)
             .field("isa", &self.kernels.isa())
             .field("threads", &self.threads)
+            .field("precision", &self.precision)
             .field("text", &self.text)
             .field("vision", &self.image.as_ref().map(|side| &side.tower))
             .finish()
@@ -81,11 +86,13 @@ impl Model {
         let config = ModelConfig::from_file(&dir.join("config.json"))?;
         let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"), options.max_length, options.truncation)?;
         let checkpoint = Arc::new(Checkpoint::open_dir(&dir)?);
-        let text = pool.install(|| TextTower::load(&checkpoint, &config.text))?;
+        let precision = resolve_precision(&checkpoint, options.precision)?;
+        let packer = Packer::new(&checkpoint, precision);
+        let text = pool.install(|| TextTower::load(&checkpoint, &config.text, &packer))?;
         let image = match &config.vision {
             Some(vision) => {
                 let preprocess = preprocess_config(&dir, vision.image_size)?;
-                let tower = pool.install(|| VisionTower::load(&checkpoint, vision))?;
+                let tower = pool.install(|| VisionTower::load(&checkpoint, vision, &packer))?;
                 let decode = DecodeOptions {
                     max_pixels: options.max_image_pixels,
                     apply_exif_orientation: options.apply_exif_orientation,
@@ -95,7 +102,13 @@ impl Model {
             None => None,
         };
         let logit_scale = names::logit_scale(&checkpoint)?;
-        log::debug!("opened {} with the {} kernels on {threads} threads", dir.display(), kernels.isa());
+        let weights_in_place = checkpoint.packed_layout().is_some();
+        log::debug!(
+            "opened {} with {precision} weights{} and the {} kernels on {threads} threads",
+            dir.display(),
+            if weights_in_place { " mapped in place" } else { " packed at load" },
+            kernels.isa()
+        );
         Ok(Model {
             dir,
             config,
@@ -107,7 +120,20 @@ impl Model {
             text,
             image,
             logit_scale,
+            precision,
+            weights_in_place,
         })
+    }
+
+    /// Returns the precision of the linear layers' weights.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// Reports whether the weights are used in place from a file written by
+    /// `jclip convert` (true) or were packed while opening (false).
+    pub fn weights_in_place(&self) -> bool {
+        self.weights_in_place
     }
 
     /// Returns the model directory.
@@ -194,4 +220,23 @@ fn preprocess_config(dir: &Path, image_size: usize) -> Result<PreprocessConfig> 
         });
     }
     Ok(config)
+}
+
+/// Chooses the precision: the one asked for, which must match a packed
+/// checkpoint's, else the packed checkpoint's, else f32.
+fn resolve_precision(checkpoint: &Checkpoint, requested: Option<Precision>) -> Result<Precision> {
+    match (checkpoint.packed_layout(), requested) {
+        (Some(layout), Some(requested)) if requested != layout.precision => Err(Error::InvalidOption {
+            name: "precision",
+            value: requested.name().into(),
+            reason: format!(
+                "{} holds weights converted to {} by jclip convert; open it without a precision, \
+                 or open the original checkpoint to use {requested}",
+                checkpoint.path().display(),
+                layout.precision
+            ),
+        }),
+        (Some(layout), _) => Ok(layout.precision),
+        (None, requested) => Ok(requested.unwrap_or_default()),
+    }
 }

@@ -3,6 +3,7 @@
 use jclip_kernels::Isa;
 
 use crate::error::{Error, Result};
+use crate::precision::Precision;
 use crate::preprocess::DEFAULT_MAX_PIXELS;
 use crate::text::Truncation;
 use crate::text::tokenizer::DEFAULT_MAX_LENGTH;
@@ -33,6 +34,10 @@ pub struct ModelOptions {
     /// Rotate images by their EXIF orientation. Off by default because the
     /// reference (Pillow's `Image.open`) ignores it.
     pub apply_exif_orientation: bool,
+    /// Weight precision. `None` takes the precision of a directory written by
+    /// `jclip convert`, and f32 for an original checkpoint, which is packed
+    /// at load in whatever precision is asked for.
+    pub precision: Option<Precision>,
 }
 
 impl Default for ModelOptions {
@@ -45,6 +50,7 @@ impl Default for ModelOptions {
             isa: None,
             max_image_pixels: DEFAULT_MAX_PIXELS,
             apply_exif_orientation: false,
+            precision: None,
         }
     }
 }
@@ -52,6 +58,11 @@ impl Default for ModelOptions {
 impl ModelOptions {
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
+        self
+    }
+
+    pub fn precision(mut self, precision: Precision) -> Self {
+        self.precision = Some(precision);
         self
     }
 

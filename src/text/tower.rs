@@ -10,7 +10,8 @@ use jclip_kernels::{Activation, AttentionBias, AttentionParams, Kernels, PackedM
 
 use crate::config::TextConfig;
 use crate::error::Result;
-use crate::layers::{LayerNorm, Linear, pack_rows};
+use crate::layers::{LayerNorm, Linear, Packer};
+use crate::precision::{MatrixKind, MatrixRole, Tower};
 use crate::text::alibi::alibi_slopes;
 use crate::weights::names::{QkvTensors, TextTensors};
 use crate::weights::{Checkpoint, MappedTable};
@@ -84,19 +85,25 @@ pub type HiddenStateObserver<'a> = &'a mut dyn FnMut(usize, &[f32]);
 
 impl TextTower {
     /// Builds the tower from a checkpoint, packing every matrix.
-    pub fn load(checkpoint: &Arc<Checkpoint>, config: &TextConfig) -> Result<TextTower> {
+    pub fn load(checkpoint: &Arc<Checkpoint>, config: &TextConfig, packer: &Packer<'_>) -> Result<TextTower> {
         let tensors: TextTensors<'_> = crate::weights::names::text_tensors(checkpoint, config)?;
         let eps = config.layer_norm_eps;
         let inner = config.intermediate_size;
-        let mut layers = Vec::with_capacity(tensors.layers.len());
-        for layer in &tensors.layers {
+        let layer_count = tensors.layers.len();
+        let mut layers = Vec::with_capacity(layer_count);
+        for (index, layer) in tensors.layers.iter().enumerate() {
+            let role = |kind| MatrixRole { tower: Tower::Text, layer: Some(index), layers: layer_count, kind };
             let qkv = match &layer.qkv {
-                QkvTensors::Fused(fused) => Linear::from_tensors(fused)?,
-                QkvTensors::Separate { query, key, value } => Linear::stack(&[
-                    (&query.weight, query.bias.as_ref()),
-                    (&key.weight, key.bias.as_ref()),
-                    (&value.weight, value.bias.as_ref()),
-                ])?,
+                QkvTensors::Fused(fused) => Linear::from_tensors(packer, role(MatrixKind::Qkv), fused)?,
+                QkvTensors::Separate { query, key, value } => Linear::stack(
+                    packer,
+                    role(MatrixKind::Qkv),
+                    &[
+                        (&query.weight, query.bias.as_ref()),
+                        (&key.weight, key.bias.as_ref()),
+                        (&value.weight, value.bias.as_ref()),
+                    ],
+                )?,
             };
             let up = &layer.gated_layers;
             let (gate_bias, value_bias) = match &up.bias {
@@ -108,13 +115,13 @@ impl TextTower {
             };
             layers.push(TextLayer {
                 qkv,
-                out_proj: Linear::from_tensors(&layer.out_proj)?,
+                out_proj: Linear::from_tensors(packer, role(MatrixKind::AttentionOut), &layer.out_proj)?,
                 norm1: LayerNorm::from_tensors(&layer.norm1, eps)?,
-                gate: pack_rows(&up.weight, 0, inner)?,
-                value: pack_rows(&up.weight, inner, inner)?,
+                gate: packer.rows(role(MatrixKind::Gate), &up.weight, 0, inner)?,
+                value: packer.rows(role(MatrixKind::Up), &up.weight, inner, inner)?,
                 gate_bias,
                 value_bias,
-                wo: Linear::from_tensors(&layer.wo)?,
+                wo: Linear::from_tensors(packer, role(MatrixKind::Down), &layer.wo)?,
                 norm2: LayerNorm::from_tensors(&layer.norm2, eps)?,
             });
         }

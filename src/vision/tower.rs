@@ -11,7 +11,8 @@ use jclip_kernels::{Activation, AttentionBias, AttentionParams, Kernels, PackedM
 
 use crate::config::VisionConfig;
 use crate::error::{Error, Result};
-use crate::layers::{LayerNorm, Linear, pack_rows};
+use crate::layers::{LayerNorm, Linear, Packer};
+use crate::precision::{MatrixKind, MatrixRole, Tower};
 use crate::text::tower::HiddenStateObserver;
 use crate::vision::rope::RopeTable;
 use crate::weights::Checkpoint;
@@ -38,26 +39,37 @@ struct VisionBlock {
 }
 
 impl VisionBlock {
-    fn load(tensors: &VisionBlockTensors<'_>, eps: f32) -> Result<VisionBlock> {
-        let qkv = Linear::stack(&[
-            (&tensors.q_proj, tensors.q_bias.as_ref()),
-            (&tensors.k_proj, None),
-            (&tensors.v_proj, tensors.v_bias.as_ref()),
-        ])?;
+    fn load(
+        tensors: &VisionBlockTensors<'_>,
+        eps: f32,
+        packer: &Packer<'_>,
+        index: usize,
+        layers: usize,
+    ) -> Result<VisionBlock> {
+        let role = |kind| MatrixRole { tower: Tower::Vision, layer: Some(index), layers, kind };
+        let qkv = Linear::stack(
+            packer,
+            role(MatrixKind::Qkv),
+            &[
+                (&tensors.q_proj, tensors.q_bias.as_ref()),
+                (&tensors.k_proj, None),
+                (&tensors.v_proj, tensors.v_bias.as_ref()),
+            ],
+        )?;
         let gate_bias = tensors.w1.bias.as_ref().map(|b| b.to_f32_vec()).transpose()?.unwrap_or_default();
         let value_bias = tensors.w2.bias.as_ref().map(|b| b.to_f32_vec()).transpose()?.unwrap_or_default();
         Ok(VisionBlock {
             norm1: LayerNorm::from_tensors(&tensors.norm1, eps)?,
             qkv,
             inner_attn_ln: LayerNorm::from_tensors(&tensors.inner_attn_ln, eps)?,
-            proj: Linear::from_tensors(&tensors.proj)?,
+            proj: Linear::from_tensors(packer, role(MatrixKind::AttentionOut), &tensors.proj)?,
             norm2: LayerNorm::from_tensors(&tensors.norm2, eps)?,
-            gate: pack_rows(&tensors.w1.weight, 0, tensors.w1.weight.shape[0])?,
+            gate: packer.rows(role(MatrixKind::Gate), &tensors.w1.weight, 0, tensors.w1.weight.shape[0])?,
             gate_bias,
-            value: pack_rows(&tensors.w2.weight, 0, tensors.w2.weight.shape[0])?,
+            value: packer.rows(role(MatrixKind::Up), &tensors.w2.weight, 0, tensors.w2.weight.shape[0])?,
             value_bias,
             ffn_ln: LayerNorm::from_tensors(&tensors.ffn_ln, eps)?,
-            w3: Linear::from_tensors(&tensors.w3)?,
+            w3: Linear::from_tensors(packer, role(MatrixKind::Down), &tensors.w3)?,
         })
     }
 }
@@ -84,10 +96,17 @@ impl std::fmt::Debug for VisionTower {
 
 impl VisionTower {
     /// Builds the tower from a checkpoint, packing every matrix.
-    pub fn load(checkpoint: &Checkpoint, config: &VisionConfig) -> Result<VisionTower> {
+    pub fn load(checkpoint: &Checkpoint, config: &VisionConfig, packer: &Packer<'_>) -> Result<VisionTower> {
         let tensors = vision_tensors(checkpoint, config)?;
         let eps = config.layer_norm_eps;
-        let blocks = tensors.blocks.iter().map(|block| VisionBlock::load(block, eps)).collect::<Result<Vec<_>>>()?;
+        let layers = tensors.blocks.len();
+        let blocks = tensors
+            .blocks
+            .iter()
+            .enumerate()
+            .map(|(index, block)| VisionBlock::load(block, eps, packer, index, layers))
+            .collect::<Result<Vec<_>>>()?;
+        let patch_role = MatrixRole { tower: Tower::Vision, layer: None, layers, kind: MatrixKind::PatchEmbed };
         let rope = if !config.rope {
             None
         } else if let (Some(cos), Some(sin)) = (&tensors.rope_cos, &tensors.rope_sin) {
@@ -98,7 +117,7 @@ impl VisionTower {
         };
         Ok(VisionTower {
             config: config.clone(),
-            patch_embed: Linear::from_tensors(&tensors.patch_embed)?,
+            patch_embed: Linear::from_tensors(packer, patch_role, &tensors.patch_embed)?,
             cls_token: tensors.cls_token.to_f32_vec()?,
             pos_embed: tensors.pos_embed.to_f32_vec()?,
             blocks,

@@ -4,14 +4,18 @@
 //! word embeddings are read in place, row by row, and never copied whole.
 
 pub mod names;
+pub mod packed;
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use jclip_kernels::{PackedMatrix, SharedBytes};
 use memmap2::Mmap;
 use safetensors::{Dtype, SafeTensors};
+
+use self::packed::PackedLayout;
 
 use crate::error::{Error, Result};
 
@@ -48,7 +52,8 @@ impl StoredDtype {
 
 struct MappedFile {
     path: PathBuf,
-    map: Mmap,
+    /// Shared with the packed matrices that borrow their bytes from the file.
+    map: Arc<Mmap>,
 }
 
 #[derive(Clone, Debug)]
@@ -59,6 +64,9 @@ struct TensorEntry {
     /// Byte range inside the mapped file.
     start: usize,
     end: usize,
+    /// The tensor was consumed by `jclip convert`: its values live in a
+    /// packed matrix, and only its name, dtype and shape remain.
+    packed: bool,
 }
 
 /// An opened checkpoint: every tensor of every shard, by name.
@@ -67,6 +75,8 @@ pub struct Checkpoint {
     tensors: HashMap<String, TensorEntry>,
     /// `__metadata__` of the first file.
     metadata: HashMap<String, String>,
+    /// Present when the file was written by `jclip convert`.
+    packed: Option<PackedLayout>,
 }
 
 /// A borrowed view of one stored tensor.
@@ -77,6 +87,8 @@ pub struct TensorRef<'a> {
     pub shape: &'a [usize],
     pub bytes: &'a [u8],
     path: &'a Path,
+    /// Stored packed by `jclip convert`; `bytes` is empty.
+    packed: bool,
 }
 
 impl std::fmt::Debug for Checkpoint {
@@ -115,7 +127,7 @@ impl Checkpoint {
             // SAFETY: the mapping is read-only. Like every memory-mapped reader,
             // this assumes no other process truncates or rewrites the file while
             // the model is open. README lists that as a limit of the library.
-            let map = unsafe { Mmap::map(&file) }.map_err(|source| Error::io(path, source))?;
+            let map = Arc::new(unsafe { Mmap::map(&file) }.map_err(|source| Error::io(path, source))?);
             let (header_len, header) = SafeTensors::read_metadata(&map).map_err(|e| Error::InvalidCheckpoint {
                 path: path.clone(),
                 message: format!("{e}; the file may be truncated or not a safetensors file, download it again"),
@@ -133,6 +145,7 @@ impl Checkpoint {
                     shape: info.shape.clone(),
                     start: data_start + info.data_offsets.0,
                     end: data_start + info.data_offsets.1,
+                    packed: false,
                 };
                 if tensors.insert(name.clone(), entry).is_some() {
                     return Err(Error::InvalidCheckpoint {
@@ -143,7 +156,11 @@ impl Checkpoint {
             }
             files.push(MappedFile { path: path.clone(), map });
         }
-        Ok(Checkpoint { files, tensors, metadata })
+        let packed = PackedLayout::from_metadata(&metadata, &paths[0])?;
+        if let Some(layout) = &packed {
+            layout.add_source_tensors(&mut tensors, &paths[0])?;
+        }
+        Ok(Checkpoint { files, tensors, metadata, packed })
     }
 
     /// Returns the tensor called `name`, if present.
@@ -156,7 +173,46 @@ impl Checkpoint {
             shape: &entry.shape,
             bytes: &file.map[entry.start..entry.end],
             path: &file.path,
+            packed: entry.packed,
         })
+    }
+
+    /// Returns the packed layout of a checkpoint written by `jclip convert`.
+    pub fn packed_layout(&self) -> Option<&PackedLayout> {
+        self.packed.as_ref()
+    }
+
+    /// Returns the packed matrix stored under `key`, borrowing its bytes from
+    /// the mapped file, after checking its shape against `n × k`.
+    pub fn packed_matrix(&self, key: &str, n: usize, k: usize) -> Result<PackedMatrix> {
+        let path = self.path().to_path_buf();
+        let invalid = |message: String| Error::InvalidCheckpoint { path: path.clone(), message };
+        let layout =
+            self.packed.as_ref().ok_or_else(|| invalid(format!("no packed matrix {key}: the file is not packed")))?;
+        let info = layout.matrices.get(key).ok_or_else(|| {
+            invalid(format!("the packed file lacks the matrix {key}; convert the original checkpoint again"))
+        })?;
+        if (info.n, info.k) != (n, k) {
+            return Err(invalid(format!(
+                "packed matrix {key} is {}×{}, the configuration needs {n}×{k}; convert the original checkpoint again",
+                info.n, info.k
+            )));
+        }
+        let entry = self.tensors.get(&info.tensor).filter(|entry| !entry.packed).ok_or_else(|| {
+            invalid(format!("the packed file lacks the tensor {}; convert the original checkpoint again", info.tensor))
+        })?;
+        let file = &self.files[entry.file];
+        let source: SharedBytes = file.map.clone();
+        let needed = info.format.packed_bytes(n, k);
+        if entry.end - entry.start != needed {
+            return Err(invalid(format!(
+                "packed tensor {} holds {} bytes, its {} {n}×{k} matrix needs {needed}",
+                info.tensor,
+                entry.end - entry.start,
+                info.format
+            )));
+        }
+        PackedMatrix::from_shared(source, entry.start, info.format, n, k).map_err(|e| invalid(e.to_string()))
     }
 
     /// Reports whether a tensor called `name` exists.
@@ -217,6 +273,11 @@ impl<'a> TensorRef<'a> {
         self.len() == 0
     }
 
+    /// Reports whether the values are stored in a packed matrix (see [`Checkpoint::packed_matrix`]).
+    pub fn is_packed(&self) -> bool {
+        self.packed
+    }
+
     /// The element type, if it is one the engine reads as floats.
     pub fn float_dtype(&self) -> Result<StoredDtype> {
         match self.dtype {
@@ -247,6 +308,12 @@ impl<'a> TensorRef<'a> {
 
     /// Returns a view that converts elements without further checks.
     pub fn float_view(&self) -> Result<FloatView<'a>> {
+        if self.packed {
+            return Err(Error::InvalidCheckpoint {
+                path: self.path.to_path_buf(),
+                message: format!("tensor {} is stored packed and cannot be read as floats", self.name),
+            });
+        }
         Ok(FloatView { dtype: self.float_dtype()?, bytes: self.bytes })
     }
 

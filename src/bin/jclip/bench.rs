@@ -108,6 +108,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N")]
     pub max_length: Option<usize>,
 
+    /// Weight precision: f32, f16, bf16 (default: the precision of a
+    /// directory written by `jclip convert`, else f32).
+    #[arg(long, value_name = "DTYPE")]
+    pub dtype: Option<jclip::Precision>,
+
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -137,8 +142,6 @@ impl BenchArgs {
 
     /// Opens the model with `threads` workers.
     fn open_model(&self, threads: Option<usize>, max_length: usize) -> Result<jclip::Model, jclip::Error> {
-        // TODO: pass the precision once ModelOptions has one (--dtype f32|f16|bf16|int8),
-        // and report it in BenchReport::precision and the serve protocol's ready line.
         let model_args = ModelArgs {
             model: self.model.clone(),
             threads,
@@ -147,6 +150,7 @@ impl BenchArgs {
             batch_tokens: self.batch_tokens,
             max_image_pixels: jclip::preprocess::DEFAULT_MAX_PIXELS,
             exif_orientation: false,
+            dtype: self.dtype,
         };
         model_args.open()
     }
@@ -213,13 +217,21 @@ pub fn run(args: &BenchArgs) -> CliResult {
     let mut first_open_ms = None;
     let mut first_embedding_ms = None;
     let mut isa = String::new();
+    let mut precision = String::new();
+    let mut weights_in_place = false;
+    let mut resident_after_load = None;
     let mut peaks = Vec::new();
     let mut reports = Vec::new();
     let mut peak_rss = system::PeakRss::default();
     for threads in thread_counts {
         let model = args.open_model(threads, max_length)?;
-        first_open_ms.get_or_insert_with(since_main_ms);
+        if first_open_ms.is_none() {
+            first_open_ms = Some(since_main_ms());
+            resident_after_load = system::resident();
+        }
         isa = model.isa().to_string();
+        precision = model.precision().to_string();
+        weights_in_place = model.weights_in_place();
         eprintln!("measuring with {}", report::threads_label(model.threads()));
         for case in &cases {
             let inputs = cases::build_inputs(case, model.tokenizer(), &images)?;
@@ -246,8 +258,8 @@ pub fn run(args: &BenchArgs) -> CliResult {
         jclip_version: env!("CARGO_PKG_VERSION"),
         model: args.model.display().to_string(),
         isa,
-        // NOTE: every weight runs in f32 until ModelOptions gains a precision.
-        precision: "f32",
+        precision,
+        weights_in_place,
         cpu_model: system::cpu_model(),
         cpus_available: std::thread::available_parallelism().map_or(1, |n| n.get()),
         started_unix_seconds,
@@ -260,6 +272,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
         peaks,
         cases: reports,
         process_peak_rss_bytes: peak_rss.process_peak(),
+        resident_after_load,
         resident_at_end: system::resident(),
     };
     if args.json {

@@ -1,6 +1,7 @@
 //! The `jclip` command-line tool.
 
 mod bench;
+mod convert;
 mod embed;
 mod inputs;
 mod logger;
@@ -33,6 +34,8 @@ enum Command {
     Similarity(similarity::SimilarityArgs),
     /// Zero-shot classification of images against text labels.
     Classify(similarity::ClassifyArgs),
+    /// Write a model directory with packed f16, bf16 or f32 weights that load in place.
+    Convert(convert::ConvertArgs),
     /// Write a synthetic checkpoint with deterministic weights in the real layout.
     Synth(synth::SynthArgs),
     /// Show the CPU features, the kernel tier and the defaults.
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
             similarity::similarity(args, sub)
         }
         Command::Classify(args) => similarity::classify(args),
+        Command::Convert(args) => convert::run(args),
         Command::Synth(args) => synth::run(args),
         Command::Info(args) => info(args),
         Command::Bench(args) => bench::run(args),
@@ -105,6 +109,11 @@ fn info(args: &InfoArgs) -> CliResult {
         let model = jclip::Model::open(dir, &jclip::ModelOptions::default())?;
         let text = &model.config().text;
         println!("model: {}", dir.display());
+        println!(
+            "weights: {} ({})",
+            model.precision(),
+            if model.weights_in_place() { "packed by jclip convert, mapped in place" } else { "packed at load" }
+        );
         println!(
             "text tower: {} layers, hidden {}, {} heads, GEGLU {}, vocabulary {}",
             text.num_layers, text.hidden_size, text.num_heads, text.intermediate_size, text.vocab_size

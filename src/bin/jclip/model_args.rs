@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use jclip::{ModelOptions, Truncation};
+use jclip::{ModelOptions, Precision, Truncation};
 
 /// How texts longer than `--max-length` are handled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -43,6 +43,11 @@ pub struct ModelArgs {
     /// Rotate images by their EXIF orientation tag (the reference does not).
     #[arg(long)]
     pub exif_orientation: bool,
+
+    /// Weight precision: f32, f16, bf16 (default: the precision of a
+    /// directory written by `jclip convert`, else f32).
+    #[arg(long, value_name = "DTYPE")]
+    pub dtype: Option<Precision>,
 }
 
 impl ModelArgs {
@@ -57,6 +62,7 @@ impl ModelArgs {
             .max_image_pixels(self.max_image_pixels)
             .apply_exif_orientation(self.exif_orientation);
         options.threads = self.threads;
+        options.precision = self.dtype;
         options
     }
 
@@ -65,9 +71,11 @@ impl ModelArgs {
         let started = std::time::Instant::now();
         let model = jclip::Model::open(&self.model, &self.options())?;
         log::info!(
-            "loaded {} in {:.0} ms ({} kernels, {} threads)",
+            "loaded {} in {:.0} ms ({} weights {}, {} kernels, {} threads)",
             self.model.display(),
             started.elapsed().as_secs_f64() * 1e3,
+            model.precision(),
+            if model.weights_in_place() { "mapped in place" } else { "packed at load" },
             model.isa(),
             model.threads()
         );

@@ -74,8 +74,11 @@ pub struct BenchReport {
     pub model: String,
     /// Kernel tier of the engine.
     pub isa: String,
-    /// Arithmetic of the weights and activations.
-    pub precision: &'static str,
+    /// Precision of the linear layers' weights.
+    pub precision: String,
+    /// Whether the weights were used in place from a `jclip convert` file
+    /// (else packed while opening).
+    pub weights_in_place: bool,
     pub cpu_model: Option<String>,
     pub cpus_available: usize,
     /// Seconds since the Unix epoch at the start of the run.
@@ -94,6 +97,8 @@ pub struct BenchReport {
     pub cases: Vec<CaseReport>,
     /// Peak resident memory of the whole process.
     pub process_peak_rss_bytes: Option<u64>,
+    /// Resident memory right after the first model was opened, by kind.
+    pub resident_after_load: Option<Resident>,
     /// Resident memory at the end of the run, by kind.
     pub resident_at_end: Option<Resident>,
 }
@@ -117,8 +122,13 @@ pub fn table(report: &BenchReport) -> String {
     let cpu = report.cpu_model.as_deref().unwrap_or("unknown CPU");
     let _ = writeln!(
         out,
-        "jclip {} bench: {} ({} kernels, {}) on {cpu}, {} CPUs available",
-        report.jclip_version, report.model, report.isa, report.precision, report.cpus_available
+        "jclip {} bench: {} ({} kernels, {} weights {}) on {cpu}, {} CPUs available",
+        report.jclip_version,
+        report.model,
+        report.isa,
+        report.precision,
+        if report.weights_in_place { "mapped in place" } else { "packed at load" },
+        report.cpus_available
     );
     for peak in &report.peaks {
         let [rows, n, k] = peak.matmul_shape;
@@ -217,6 +227,14 @@ pub fn table(report: &BenchReport) -> String {
     }
     let _ = writeln!(out);
     let _ = write!(out, "process peak RSS {} MB", megabytes(report.process_peak_rss_bytes));
+    if let Some(resident) = report.resident_after_load {
+        let _ = write!(
+            out,
+            "; resident after load: {} MB anonymous, {} MB of mapped files",
+            megabytes(Some(resident.anonymous_bytes)),
+            megabytes(Some(resident.file_bytes))
+        );
+    }
     if let Some(resident) = report.resident_at_end {
         let _ = write!(
             out,

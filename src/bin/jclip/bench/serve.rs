@@ -66,8 +66,8 @@ pub fn run(args: &BenchArgs) -> CliResult {
         "ready": true,
         "version": env!("CARGO_PKG_VERSION"),
         "isa": model.isa().to_string(),
-        // NOTE: every weight runs in f32 until ModelOptions gains a precision.
-        "precision": "f32",
+        "precision": model.precision().to_string(),
+        "weights_in_place": model.weights_in_place(),
         "threads": model.threads(),
         "max_length": max_length,
         "open_ms": opening.elapsed().as_secs_f64() * 1e3,
