@@ -141,25 +141,31 @@ typedef enum jclip_truncation {
 } jclip_truncation;
 
 /**
- * Arithmetic precision of the forward pass, whatever type the weights are stored in.
+ * Precision of the linear layers' weights. LayerNorm, softmax, residuals
+ * and pooling run in float32 whatever the precision.
  */
 typedef enum jclip_precision {
     /**
-     * float32 arithmetic (the default).
+     * The precision of a directory written by `jclip convert`, else float32.
      */
-    JCLIP_PRECISION_F32 = 0,
+    JCLIP_PRECISION_AUTO = 0,
     /**
-     * float16 arithmetic, rejected with `JCLIP_ERR_UNSUPPORTED` by this version.
+     * float32 weights.
      */
-    JCLIP_PRECISION_F16 = 1,
+    JCLIP_PRECISION_F32 = 1,
     /**
-     * bfloat16 arithmetic, rejected with `JCLIP_ERR_UNSUPPORTED` by this version.
+     * IEEE half weights, float32 arithmetic.
      */
-    JCLIP_PRECISION_BF16 = 2,
+    JCLIP_PRECISION_F16 = 2,
+    /**
+     * 16-bit weights: bfloat16 in the image tower (bf16 dot products where
+     * the CPU has them), IEEE half in the text tower.
+     */
+    JCLIP_PRECISION_BF16 = 3,
     /**
      * int8 weights, rejected with `JCLIP_ERR_UNSUPPORTED` by this version.
      */
-    JCLIP_PRECISION_INT8 = 3,
+    JCLIP_PRECISION_INT8 = 4,
 } jclip_precision;
 
 /**
@@ -203,8 +209,7 @@ typedef struct jclip_options {
      */
     uint32_t truncation;
     /**
-     * A `jclip_precision` value; 0 is `JCLIP_PRECISION_F32`, the only one
-     * this version accepts.
+     * A `jclip_precision` value; 0 is `JCLIP_PRECISION_AUTO`.
      */
     uint32_t precision;
     /**

@@ -7,6 +7,7 @@ use jclip_kernels::Isa;
 
 use super::status::{Failure, jclip_status::*};
 use crate::options::ModelOptions;
+use crate::precision::Precision;
 use crate::text::Truncation;
 
 /// Options of `jclip_open`. Zero in any field selects its default, so
@@ -37,8 +38,7 @@ pub struct jclip_options {
     pub max_length: u32,
     /// A `jclip_truncation` value; 0 is `JCLIP_TRUNCATION_RIGHT`.
     pub truncation: u32,
-    /// A `jclip_precision` value; 0 is `JCLIP_PRECISION_F32`, the only one
-    /// this version accepts.
+    /// A `jclip_precision` value; 0 is `JCLIP_PRECISION_AUTO`.
     pub precision: u32,
     /// Maximum tokens per forward pass (an image counts its patches plus
     /// one); 0 means 8192.
@@ -68,19 +68,23 @@ pub enum jclip_truncation {
     JCLIP_TRUNCATION_NONE = 1,
 }
 
-/// Arithmetic precision of the forward pass, whatever type the weights are stored in.
+/// Precision of the linear layers' weights. LayerNorm, softmax, residuals
+/// and pooling run in float32 whatever the precision.
 #[repr(C)]
 #[allow(non_camel_case_types)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum jclip_precision {
-    /// float32 arithmetic (the default).
-    JCLIP_PRECISION_F32 = 0,
-    /// float16 arithmetic, rejected with `JCLIP_ERR_UNSUPPORTED` by this version.
-    JCLIP_PRECISION_F16 = 1,
-    /// bfloat16 arithmetic, rejected with `JCLIP_ERR_UNSUPPORTED` by this version.
-    JCLIP_PRECISION_BF16 = 2,
+    /// The precision of a directory written by `jclip convert`, else float32.
+    JCLIP_PRECISION_AUTO = 0,
+    /// float32 weights.
+    JCLIP_PRECISION_F32 = 1,
+    /// IEEE half weights, float32 arithmetic.
+    JCLIP_PRECISION_F16 = 2,
+    /// 16-bit weights: bfloat16 in the image tower (bf16 dot products where
+    /// the CPU has them), IEEE half in the text tower.
+    JCLIP_PRECISION_BF16 = 3,
     /// int8 weights, rejected with `JCLIP_ERR_UNSUPPORTED` by this version.
-    JCLIP_PRECISION_INT8 = 3,
+    JCLIP_PRECISION_INT8 = 4,
 }
 
 impl jclip_truncation {
@@ -94,13 +98,14 @@ impl jclip_truncation {
 impl jclip_precision {
     fn from_raw(value: u32) -> Option<jclip_precision> {
         use jclip_precision::*;
-        [JCLIP_PRECISION_F32, JCLIP_PRECISION_F16, JCLIP_PRECISION_BF16, JCLIP_PRECISION_INT8]
+        [JCLIP_PRECISION_AUTO, JCLIP_PRECISION_F32, JCLIP_PRECISION_F16, JCLIP_PRECISION_BF16, JCLIP_PRECISION_INT8]
             .into_iter()
             .find(|&precision| precision as u32 == value)
     }
 
     fn name(self) -> &'static str {
         match self {
+            jclip_precision::JCLIP_PRECISION_AUTO => "auto",
             jclip_precision::JCLIP_PRECISION_F32 => "f32",
             jclip_precision::JCLIP_PRECISION_F16 => "f16",
             jclip_precision::JCLIP_PRECISION_BF16 => "bf16",
@@ -170,14 +175,17 @@ unsafe fn to_model_options(raw: &jclip_options) -> Result<ModelOptions, Failure>
             )));
         }
     };
-    match jclip_precision::from_raw(raw.precision) {
-        Some(jclip_precision::JCLIP_PRECISION_F32) => {}
+    options.precision = match jclip_precision::from_raw(raw.precision) {
+        Some(jclip_precision::JCLIP_PRECISION_AUTO) => None,
+        Some(jclip_precision::JCLIP_PRECISION_F32) => Some(Precision::F32),
+        Some(jclip_precision::JCLIP_PRECISION_F16) => Some(Precision::F16),
+        Some(jclip_precision::JCLIP_PRECISION_BF16) => Some(Precision::BF16),
         Some(precision) => {
             return Err(Failure::new(
                 JCLIP_ERR_UNSUPPORTED,
                 format!(
                     "options.precision is {} ({}), which this version of jclip does not support; \
-                     use JCLIP_PRECISION_F32 (0)",
+                     use JCLIP_PRECISION_AUTO, F32, F16 or BF16",
                     raw.precision,
                     precision.name()
                 ),
@@ -185,11 +193,11 @@ unsafe fn to_model_options(raw: &jclip_options) -> Result<ModelOptions, Failure>
         }
         None => {
             return Err(Failure::invalid(format!(
-                "options.precision is {}; expected a jclip_precision value from 0 to 3",
+                "options.precision is {}; expected a jclip_precision value from 0 to 4",
                 raw.precision
             )));
         }
-    }
+    };
     if raw.batch_tokens != 0 {
         options.batch_tokens = raw.batch_tokens as usize;
     }
