@@ -50,7 +50,11 @@ fi
 
 step "AArch64 toolchain and qemu"
 # Installs the cross toolchain and qemu when missing, then prints the env.
-eval "$("$shared/tools/setup-aarch64.sh")"
+if [[ -x "$shared/tools/setup-aarch64.sh" ]]; then
+  eval "$("$shared/tools/setup-aarch64.sh")"
+else
+  eval "$("$repo/.ci/aarch64-toolchain.sh")"
+fi
 target=aarch64-unknown-linux-gnu
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static"
 export CARGO_TARGET_DIR="$repo/target/cross"

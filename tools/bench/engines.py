@@ -33,13 +33,13 @@ class EngineSpec:
 
 
 # The compared engines, in table order. PyTorch fp32 is the accuracy reference and jclip fp32
-# the speed baseline. A jclip precision is one more line, once `jclip bench` takes --dtype:
-#     EngineSpec("jclip-bf16", "jclip bf16", "jclip", ("--dtype", "bf16")),
+# the speed baseline. The jclip precisions pack the same original checkpoint at load.
 ENGINES = (
     EngineSpec("pytorch-fp32", "PyTorch eager fp32", "torch"),
     EngineSpec("ort-fp32", "ONNX Runtime fp32", "onnxruntime", ("--precision", "fp32")),
     EngineSpec("ort-int8", "ONNX Runtime int8 (dynamic)", "onnxruntime", ("--precision", "int8")),
-    EngineSpec("jclip-fp32", "jclip fp32", "jclip"),
+    EngineSpec("jclip-fp32", "jclip fp32", "jclip", ("--dtype", "f32")),
+    EngineSpec("jclip-bf16", "jclip bf16", "jclip", ("--dtype", "bf16")),
 )
 REFERENCE = "pytorch-fp32"
 BASELINE = "jclip-fp32"
