@@ -356,12 +356,35 @@ fn packing_round_trips() {
     let bf16_packed = PackedMatrix::from_f32_as(WeightFormat::BF16, &w, n, k);
     assert_eq!(f32_packed.storage_bytes(), 3 * 16 * 11 * 4);
     assert_eq!(f16_packed.storage_bytes(), 3 * 16 * 11 * 2);
+    // BF16 stores pairs of input features, so the odd k is padded to 12.
+    assert_eq!(bf16_packed.storage_bytes(), 3 * 16 * 12 * 2);
+    assert_eq!(WeightFormat::BF16.k_group(), 2);
     for r in 0..n {
         for c in 0..k {
             let value = w[r * k + c];
             assert_eq!(f32_packed.get(r, c), value);
             assert_eq!(f16_packed.get(r, c), half::f16::from_f32(value).to_f32());
             assert_eq!(bf16_packed.get(r, c), half::bf16::from_f32(value).to_f32());
+        }
+    }
+}
+
+#[test]
+fn bf16_packs_pairs_per_lane() {
+    let (n, k) = (20, 5);
+    let w: Vec<f32> = (0..n * k).map(|i| i as f32).collect();
+    let packed = PackedMatrix::from_f32_as(WeightFormat::BF16, &w, n, k);
+    let bytes = packed.as_bytes();
+    let panel_bytes = 3 * 16 * 2 * 2;
+    assert_eq!(bytes.len(), 2 * panel_bytes);
+    let at = |row: usize, col: usize| {
+        let start = (row / 16) * panel_bytes + (((col / 2) * 16 + row % 16) * 2 + col % 2) * 2;
+        half::bf16::from_le_bytes([bytes[start], bytes[start + 1]]).to_f32()
+    };
+    for row in 0..32 {
+        for col in 0..6 {
+            let expected = if row < n && col < k { w[row * k + col] } else { 0.0 };
+            assert_eq!(at(row, col), expected, "W[{row}][{col}]");
         }
     }
 }

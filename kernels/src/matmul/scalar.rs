@@ -14,19 +14,28 @@ pub(crate) const MR: usize = 4;
 
 pub(crate) const KERNELS: super::MatmulKernels = super::MatmulKernels { tile, mr: MR, packs_x: false };
 
-/// Copies rows `k0..k0 + kc` of panel `panel` to `out` (`kc·NR` floats) as f32.
+/// Copies rows `k0..k0 + kc` of panel `panel` to `out` (`kc·NR` floats) as
+/// f32, `out[kk·NR + j]` for input feature `k0 + kk` and lane `j`. `k0` must
+/// start a group of the format's `k_group` features.
 fn read_panel_block(w: &PackedMatrix, panel: usize, k0: usize, kc: usize, out: &mut [f32]) {
     let width = w.format().bytes_per_weight();
+    let group = w.format().k_group();
     let start = w.panel_ptr(panel, k0);
-    // SAFETY: `panel_ptr` checked that the panel exists; its rows k0..k0 + kc
-    // are `kc·NR·width` bytes inside the storage because k0 + kc <= k.
-    let bytes = unsafe { std::slice::from_raw_parts(start, kc * NR * width) };
-    for (value, out) in bytes.chunks_exact(width).zip(out.iter_mut()) {
-        *out = match w.format() {
-            WeightFormat::F32 => f32::from_le_bytes([value[0], value[1], value[2], value[3]]),
-            WeightFormat::F16 => f16::from_le_bytes([value[0], value[1]]).to_f32(),
-            WeightFormat::BF16 => bf16::from_le_bytes([value[0], value[1]]).to_f32(),
-        };
+    // SAFETY: `panel_ptr` checked that the panel exists and that `k0` starts
+    // a group; the groups holding rows k0..k0 + kc are
+    // `ceil(kc / group)·group·NR·width` bytes inside the panel, whose last
+    // group is padded to full size.
+    let bytes = unsafe { std::slice::from_raw_parts(start, kc.div_ceil(group) * group * NR * width) };
+    for kk in 0..kc {
+        for j in 0..NR {
+            let at = (((kk / group) * NR + j) * group + kk % group) * width;
+            let value = &bytes[at..at + width];
+            out[kk * NR + j] = match w.format() {
+                WeightFormat::F32 => f32::from_le_bytes([value[0], value[1], value[2], value[3]]),
+                WeightFormat::F16 => f16::from_le_bytes([value[0], value[1]]).to_f32(),
+                WeightFormat::BF16 => bf16::from_le_bytes([value[0], value[1]]).to_f32(),
+            };
+        }
     }
 }
 
