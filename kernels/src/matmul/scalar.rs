@@ -12,7 +12,7 @@ use super::{KC, MatmulJob, NR, PackedMatrix, Product, Tile, WeightFormat};
 /// Rows of X handled together, so each loaded panel row is reused MR times.
 pub(crate) const MR: usize = 4;
 
-pub(crate) const KERNELS: super::MatmulKernels = super::MatmulKernels { tile, mr: MR, packs_x: false };
+pub(crate) const KERNELS: super::MatmulKernels = super::MatmulKernels { tile, mr: MR, packs_x: false, bf16_dot: None };
 
 /// Copies rows `k0..k0 + kc` of panel `panel` to `out` (`kc·NR` floats) as
 /// f32, `out[kk·NR + j]` for input feature `k0 + kk` and lane `j`. `k0` must
@@ -83,8 +83,6 @@ fn product(job: &MatmulJob<'_>, tile: Tile, w: &PackedMatrix, acc: &mut [f32]) {
 /// No other task may write the tile's part of the output meanwhile.
 unsafe fn tile(job: &MatmulJob<'_>, tile: Tile) {
     let acc_stride = tile.panels * NR;
-    let col0 = tile.panel0 * NR;
-    let cols = acc_stride.min(job.n - col0);
     let (first, second) = job.matrices();
     let mut acc = vec![0.0f32; tile.rows * acc_stride];
     product(job, tile, first, &mut acc);
@@ -93,6 +91,20 @@ unsafe fn tile(job: &MatmulJob<'_>, tile: Tile) {
         value_acc = vec![0.0f32; tile.rows * acc_stride];
         product(job, tile, value, &mut value_acc);
     }
+    // SAFETY: the caller reserved the tile's output.
+    unsafe { finish(job, tile, &acc, &value_acc) };
+}
+
+/// Applies the epilogue to the tile's raw sums `acc` (and, for a gated
+/// product, the value sums `value_acc`), `rows × panels·NR` each, and
+/// writes the tile's output.
+///
+/// # Safety
+/// No other task may write the tile's part of the output meanwhile.
+pub(crate) unsafe fn finish(job: &MatmulJob<'_>, tile: Tile, acc: &[f32], value_acc: &[f32]) {
+    let acc_stride = tile.panels * NR;
+    let col0 = tile.panel0 * NR;
+    let cols = acc_stride.min(job.n - col0);
     for r in 0..tile.rows {
         let row = tile.row0 + r;
         // SAFETY: this tile alone owns columns col0..col0 + cols of its rows
