@@ -183,6 +183,49 @@ fn matmul_variants(c: &mut Criterion) {
     group.finish();
 }
 
+/// Rows of the bf16 comparison: short batches, one image, long batches.
+const BF16_ROWS: [usize; 4] = [16, 64, 197, 512];
+/// (N, K) of the bf16 comparison: attention output, one 3072-wide MLP half.
+const BF16_LAYERS: [(usize, usize); 2] = [(768, 768), (3072, 768)];
+
+/// Matmul with f32 weights beside BF16 weights, single-threaded: on the best
+/// f32 tier (BF16 widened to f32) and, where the CPU has one, on the bf16
+/// dot-product tier. Rates count 2·M·N·K operations whatever the format.
+fn matmul_bf16(c: &mut Criterion) {
+    let single = pool(1);
+    let tiers: Vec<Kernels> = Isa::supported()
+        .into_iter()
+        .filter(|&isa| isa != Isa::Scalar)
+        .map(|isa| Kernels::for_isa(isa).expect("supported"))
+        .filter(|kernels| kernels.isa() == Isa::Avx512 || kernels.isa() == Isa::Neon || kernels.bf16_dot())
+        .collect();
+    for &m in &BF16_ROWS {
+        for &(n, k) in &BF16_LAYERS {
+            let x = values(m * k, 17);
+            let w = values(n * k, 18);
+            let mut y = vec![0.0f32; m * n];
+            let mut group = c.benchmark_group(format!("matmul-bf16/{m}x{n}x{k}"));
+            group.throughput(Throughput::Elements((2 * m * n * k) as u64));
+            for format in [WeightFormat::F32, WeightFormat::BF16] {
+                let packed = PackedMatrix::from_f32_as(format, &w, n, k);
+                for kernels in &tiers {
+                    // The bf16 tier computes f32 weights as the f32 tier does.
+                    if kernels.bf16_dot() && format == WeightFormat::F32 {
+                        continue;
+                    }
+                    let id = BenchmarkId::new(format!("jclip-{}", kernels.isa()), format.name());
+                    group.bench_function(id, |b| {
+                        single.install(|| {
+                            b.iter(|| kernels.linear(black_box(&x), m, &packed, Epilogue::default(), &mut y))
+                        })
+                    });
+                }
+            }
+            group.finish();
+        }
+    }
+}
+
 /// One core's f32 FMA peak: independent FMA chains on full-width registers.
 #[cfg(target_arch = "x86_64")]
 mod peak {
@@ -379,6 +422,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = fma_peak, matmul, matmul_variants, attention, vector
+    targets = fma_peak, matmul, matmul_bf16, matmul_variants, attention, vector
 }
 criterion_main!(benches);
