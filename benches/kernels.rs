@@ -1,5 +1,6 @@
 //! Kernel benchmarks: matmul at the model's shapes beside the `gemm` crate and
-//! a naive loop, the FMA peak of one core, attention, and the vector kernels.
+//! a naive loop, the FMA and `vdpbf16ps` peaks of one core, attention, and the
+//! vector kernels.
 //! Matmul, peak and attention rates are GFLOP/s, which criterion prints as
 //! Gelem/s with one element per floating-point operation. Vector kernels
 //! report the bytes they read and write per second.
@@ -256,6 +257,28 @@ mod peak {
         _mm512_reduce_add_ps(total)
     }
 
+    /// As [`fma_avx512`] with `vdpbf16ps`, which does 2 multiply-adds per
+    /// f32 lane, so 4 floating-point operations per lane.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F and AVX-512 BF16.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub unsafe fn dpbf16_avx512(iterations: usize) -> f32 {
+        let mut acc = [_mm512_set1_ps(0.0); CHAINS];
+        // Products of 2⁻¹⁰ stay normal and far from overflow over any run.
+        let pairs = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1.0 / 1024.0), _mm512_set1_ps(1.0 / 1024.0));
+        for _ in 0..iterations {
+            for chain in acc.iter_mut() {
+                *chain = _mm512_dpbf16_ps(*chain, pairs, pairs);
+            }
+        }
+        let mut total = _mm512_set1_ps(0.0);
+        for chain in acc {
+            total = _mm512_add_ps(total, chain);
+        }
+        _mm512_reduce_add_ps(total)
+    }
+
     /// As [`fma_avx512`] on 256-bit registers.
     ///
     /// # Safety
@@ -289,6 +312,11 @@ fn fma_peak(c: &mut Criterion) {
         group.throughput(Throughput::Elements((ITERATIONS * peak::CHAINS * 16 * 2) as u64));
         // SAFETY: AVX-512F was detected.
         group.bench_function("fma-avx512", |b| b.iter(|| unsafe { peak::fma_avx512(black_box(ITERATIONS)) }));
+    }
+    if Isa::Avx512Bf16.is_supported() {
+        group.throughput(Throughput::Elements((ITERATIONS * peak::CHAINS * 16 * 4) as u64));
+        // SAFETY: AVX-512F and AVX-512 BF16 were detected.
+        group.bench_function("dpbf16-avx512", |b| b.iter(|| unsafe { peak::dpbf16_avx512(black_box(ITERATIONS)) }));
     }
     if Isa::Avx2.is_supported() {
         group.throughput(Throughput::Elements((ITERATIONS * peak::CHAINS * 8 * 2) as u64));
