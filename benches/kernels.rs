@@ -184,8 +184,8 @@ fn matmul_variants(c: &mut Criterion) {
     group.finish();
 }
 
-/// Rows of the bf16 comparison: short batches, one image, long batches.
-const BF16_ROWS: [usize; 4] = [16, 64, 197, 512];
+/// Rows of the bf16 comparison: one token, short batches, one image, long batches.
+const BF16_ROWS: [usize; 5] = [1, 16, 64, 197, 512];
 /// (N, K) of the bf16 comparison: attention output, one 3072-wide MLP half.
 const BF16_LAYERS: [(usize, usize); 2] = [(768, 768), (3072, 768)];
 
