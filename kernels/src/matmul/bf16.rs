@@ -18,7 +18,7 @@
 
 use rayon::prelude::*;
 
-use super::{KC, MatmulJob, NR, PackedMatrix, Tile, TileKernel, WeightFormat};
+use super::{MatmulJob, NR, PackedMatrix, Tile, TileKernel, WeightFormat};
 
 /// Converts the rows of one row group to packed bf16 pairs:
 /// `(x, k, mr, out)` with `x` holding the group's rows (at most `mr`, each
@@ -39,9 +39,6 @@ pub(crate) struct Bf16DotKernels {
 
 /// Row groups converted per parallel task.
 const GROUPS_PER_PACK_TASK: usize = 8;
-
-/// Pairs per reduction block: the same [`KC`] input features as the f32 tiles.
-const BLOCK_PAIRS: usize = KC / 2;
 
 /// Converts `x: [rows, k]` to bf16 pairs in row groups of `mr` rows (see the
 /// module documentation), `out` holding at least `ceil(rows / mr)·mr·ceil(k / 2)` words.
@@ -173,7 +170,8 @@ pub(crate) mod avx512 {
 
     use std::arch::x86_64::*;
 
-    use super::{BLOCK_PAIRS, Bf16DotKernels, MatmulJob, NR, Tile};
+    use super::{Bf16DotKernels, MatmulJob, NR, Tile};
+    use crate::matmul::KC;
     use crate::matmul::simd::{MAX_MR, MAX_NP, epilogue, return_scratch, take_scratch};
     use crate::simd::avx512::Avx512;
 
@@ -181,6 +179,9 @@ pub(crate) mod avx512 {
     /// registers accumulate, 3 hold weight pairs and 1 the broadcast pair.
     const MR: usize = 8;
     const NP: usize = 3;
+
+    /// Pairs per reduction block: the same [`KC`] input features as the f32 tiles.
+    const BLOCK_PAIRS: usize = KC / 2;
 
     /// Reinterprets 64 bytes as 32 bfloat16 values.
     #[inline(always)]
