@@ -1,5 +1,6 @@
 //! Kernel benchmarks: matmul at the model's shapes beside the `gemm` crate and
-//! a naive loop, the FMA peak of one core, attention, and the vector kernels.
+//! a naive loop, the FMA and `vdpbf16ps` peaks of one core, attention, and the
+//! vector kernels.
 //! Matmul, peak and attention rates are GFLOP/s, which criterion prints as
 //! Gelem/s with one element per floating-point operation. Vector kernels
 //! report the bytes they read and write per second.
@@ -183,6 +184,49 @@ fn matmul_variants(c: &mut Criterion) {
     group.finish();
 }
 
+/// Rows of the bf16 comparison: one token, short batches, one image, long batches.
+const BF16_ROWS: [usize; 5] = [1, 16, 64, 197, 512];
+/// (N, K) of the bf16 comparison: attention output, one 3072-wide MLP half.
+const BF16_LAYERS: [(usize, usize); 2] = [(768, 768), (3072, 768)];
+
+/// Matmul with f32 weights beside BF16 weights, single-threaded: on the best
+/// f32 tier (BF16 widened to f32) and, where the CPU has one, on the bf16
+/// dot-product tier. Rates count 2·M·N·K operations whatever the format.
+fn matmul_bf16(c: &mut Criterion) {
+    let single = pool(1);
+    let tiers: Vec<Kernels> = Isa::supported()
+        .into_iter()
+        .filter(|&isa| isa != Isa::Scalar)
+        .map(|isa| Kernels::for_isa(isa).expect("supported"))
+        .filter(|kernels| kernels.isa() == Isa::Avx512 || kernels.isa() == Isa::Neon || kernels.bf16_dot())
+        .collect();
+    for &m in &BF16_ROWS {
+        for &(n, k) in &BF16_LAYERS {
+            let x = values(m * k, 17);
+            let w = values(n * k, 18);
+            let mut y = vec![0.0f32; m * n];
+            let mut group = c.benchmark_group(format!("matmul-bf16/{m}x{n}x{k}"));
+            group.throughput(Throughput::Elements((2 * m * n * k) as u64));
+            for format in [WeightFormat::F32, WeightFormat::BF16] {
+                let packed = PackedMatrix::from_f32_as(format, &w, n, k);
+                for kernels in &tiers {
+                    // The bf16 tier computes f32 weights as the f32 tier does.
+                    if kernels.bf16_dot() && format == WeightFormat::F32 {
+                        continue;
+                    }
+                    let id = BenchmarkId::new(format!("jclip-{}", kernels.isa()), format.name());
+                    group.bench_function(id, |b| {
+                        single.install(|| {
+                            b.iter(|| kernels.linear(black_box(&x), m, &packed, Epilogue::default(), &mut y))
+                        })
+                    });
+                }
+            }
+            group.finish();
+        }
+    }
+}
+
 /// One core's f32 FMA peak: independent FMA chains on full-width registers.
 #[cfg(target_arch = "x86_64")]
 mod peak {
@@ -204,6 +248,28 @@ mod peak {
         for _ in 0..iterations {
             for chain in acc.iter_mut() {
                 *chain = _mm512_fmadd_ps(*chain, a, b);
+            }
+        }
+        let mut total = _mm512_set1_ps(0.0);
+        for chain in acc {
+            total = _mm512_add_ps(total, chain);
+        }
+        _mm512_reduce_add_ps(total)
+    }
+
+    /// As [`fma_avx512`] with `vdpbf16ps`, which does 2 multiply-adds per
+    /// f32 lane, so 4 floating-point operations per lane.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F and AVX-512 BF16.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub unsafe fn dpbf16_avx512(iterations: usize) -> f32 {
+        let mut acc = [_mm512_set1_ps(0.0); CHAINS];
+        // Products of 2⁻¹⁰ stay normal and far from overflow over any run.
+        let pairs = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1.0 / 1024.0), _mm512_set1_ps(1.0 / 1024.0));
+        for _ in 0..iterations {
+            for chain in acc.iter_mut() {
+                *chain = _mm512_dpbf16_ps(*chain, pairs, pairs);
             }
         }
         let mut total = _mm512_set1_ps(0.0);
@@ -246,6 +312,11 @@ fn fma_peak(c: &mut Criterion) {
         group.throughput(Throughput::Elements((ITERATIONS * peak::CHAINS * 16 * 2) as u64));
         // SAFETY: AVX-512F was detected.
         group.bench_function("fma-avx512", |b| b.iter(|| unsafe { peak::fma_avx512(black_box(ITERATIONS)) }));
+    }
+    if Isa::Avx512Bf16.is_supported() {
+        group.throughput(Throughput::Elements((ITERATIONS * peak::CHAINS * 16 * 4) as u64));
+        // SAFETY: AVX-512F and AVX-512 BF16 were detected.
+        group.bench_function("dpbf16-avx512", |b| b.iter(|| unsafe { peak::dpbf16_avx512(black_box(ITERATIONS)) }));
     }
     if Isa::Avx2.is_supported() {
         group.throughput(Throughput::Elements((ITERATIONS * peak::CHAINS * 8 * 2) as u64));
@@ -379,6 +450,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = fma_peak, matmul, matmul_variants, attention, vector
+    targets = fma_peak, matmul, matmul_bf16, matmul_variants, attention, vector
 }
 criterion_main!(benches);

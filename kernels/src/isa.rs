@@ -26,6 +26,11 @@ pub enum Isa {
     Avx2,
     /// x86-64 with AVX-512F, BW and VL (plus AVX2, FMA and F16C): 16 f32 lanes.
     Avx512,
+    /// The AVX-512 tier plus AVX-512 BF16: matrices stored as
+    /// [`crate::WeightFormat::BF16`] are multiplied with `vdpbf16ps` on
+    /// activations rounded to bfloat16; everything else runs as in
+    /// [`Isa::Avx512`].
+    Avx512Bf16,
     /// AArch64 Advanced SIMD: 4 f32 lanes.
     Neon,
 }
@@ -33,7 +38,7 @@ pub enum Isa {
 impl Isa {
     /// Every tier this build has kernels for, lowest first.
     #[cfg(target_arch = "x86_64")]
-    pub const ALL: &'static [Isa] = &[Isa::Scalar, Isa::Avx2, Isa::Avx512];
+    pub const ALL: &'static [Isa] = &[Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16];
     /// Every tier this build has kernels for, lowest first.
     #[cfg(target_arch = "aarch64")]
     pub const ALL: &'static [Isa] = &[Isa::Scalar, Isa::Neon];
@@ -42,7 +47,7 @@ impl Isa {
     pub const ALL: &'static [Isa] = &[Isa::Scalar];
 
     /// Every tier of every architecture, for parsing names.
-    const KNOWN: &'static [Isa] = &[Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon];
+    const KNOWN: &'static [Isa] = &[Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16, Isa::Neon];
 
     /// Returns the tier's name as accepted by `JCLIP_ISA`.
     pub fn name(self) -> &'static str {
@@ -50,6 +55,7 @@ impl Isa {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
+            Isa::Avx512Bf16 => "avx512bf16",
             Isa::Neon => "neon",
         }
     }
@@ -67,14 +73,8 @@ impl Isa {
             && match self {
                 Isa::Scalar => true,
                 Isa::Avx2 => features.avx2 && features.fma && features.f16c,
-                Isa::Avx512 => {
-                    features.avx512f
-                        && features.avx512bw
-                        && features.avx512vl
-                        && features.avx2
-                        && features.fma
-                        && features.f16c
-                }
+                Isa::Avx512 => features.has_avx512_tier(),
+                Isa::Avx512Bf16 => features.has_avx512_tier() && features.avx512bf16,
                 Isa::Neon => features.neon,
             }
     }
@@ -84,9 +84,24 @@ impl Isa {
         Isa::ALL.iter().copied().filter(|isa| isa.is_supported()).collect()
     }
 
-    /// Returns the best tier this CPU can run.
+    /// Returns the best tier this CPU can run, the one chosen when
+    /// `JCLIP_ISA` is unset: the highest supported tier except
+    /// [`Isa::Avx512Bf16`], which is used only when requested.
     pub fn best_supported() -> Isa {
-        Isa::supported().last().copied().unwrap_or(Isa::Scalar)
+        Isa::supported().into_iter().rev().find(|&isa| !isa.is_opt_in()).unwrap_or(Isa::Scalar)
+    }
+
+    /// Reports whether the tier runs only when requested by name.
+    ///
+    /// `avx512bf16` is such a tier, because it was slower than f32 where it
+    /// was measured. On the development machine (a KVM guest reporting
+    /// CPUID family 6 model 167 with AVX-512 BF16), a loop of independent
+    /// `vdpbf16ps` ran one instruction per two cycles, half the arithmetic
+    /// rate of 512-bit FMAs. The tier's BF16 matmul ran at 0.6 to 0.7 times
+    /// the f32 rate at 64 and 197 rows on one thread (`cargo bench --bench
+    /// kernels -- matmul-bf16`).
+    pub fn is_opt_in(self) -> bool {
+        self == Isa::Avx512Bf16
     }
 }
 
@@ -129,6 +144,11 @@ pub struct CpuFeatures {
 }
 
 impl CpuFeatures {
+    /// Reports whether the features of the [`Isa::Avx512`] tier are present.
+    fn has_avx512_tier(&self) -> bool {
+        self.avx512f && self.avx512bw && self.avx512vl && self.avx2 && self.fma && self.f16c
+    }
+
     /// Returns the features of this CPU, detected on the first call.
     pub fn detect() -> CpuFeatures {
         static DETECTED: OnceLock<CpuFeatures> = OnceLock::new();
@@ -286,5 +306,21 @@ impl Kernels {
     /// Returns the tier of these kernels.
     pub fn isa(&self) -> Isa {
         self.table.isa
+    }
+
+    /// Reports whether these kernels multiply matrices stored as
+    /// [`crate::WeightFormat::BF16`] with bf16 dot products, on activations
+    /// rounded to bfloat16 (round to nearest even, subnormals to zero). The
+    /// other tiers widen BF16 weights to f32 and keep the activations in f32.
+    pub fn bf16_dot(&self) -> bool {
+        self.table.matmul.bf16_dot.is_some()
+    }
+
+    /// Returns scalar kernels that compute what these kernels compute in
+    /// plain Rust, for tests: for a bf16 dot-product tier, scalar kernels
+    /// whose BF16 matmul emulates the instruction bit for bit, and the plain
+    /// scalar kernels otherwise. Their [`Kernels::isa`] is [`Isa::Scalar`].
+    pub fn scalar_twin(&self) -> Kernels {
+        if self.bf16_dot() { Kernels { table: &crate::tiers::SCALAR_BF16_DOT } } else { Kernels::scalar() }
     }
 }

@@ -36,7 +36,9 @@ pub(crate) struct Table {
     pub narrow: unsafe fn(Half, &[f32], &mut [u8]),
 }
 
-pub(crate) static SCALAR: Table = Table {
+pub(crate) static SCALAR: Table = SCALAR_TABLE;
+
+const SCALAR_TABLE: Table = Table {
     isa: Isa::Scalar,
     matmul: matmul::scalar::KERNELS,
     layer_norm: norm::layer_norm_row_scalar,
@@ -52,6 +54,21 @@ pub(crate) static SCALAR: Table = Table {
     narrow: convert::narrow_scalar,
 };
 
+/// The scalar table with the scalar twin of the bf16 dot-product tiers:
+/// what [`crate::Kernels::scalar_twin`] returns for those tiers.
+pub(crate) static SCALAR_BF16_DOT: Table = Table {
+    matmul: MatmulKernels { bf16_dot: Some(matmul::bf16::SCALAR_TWIN), ..SCALAR_TABLE.matmul },
+    ..SCALAR_TABLE
+};
+
+/// The AVX-512 table with `vdpbf16ps` for matrices stored as BF16.
+#[cfg(target_arch = "x86_64")]
+static AVX512_BF16: Table = Table {
+    isa: Isa::Avx512Bf16,
+    matmul: MatmulKernels { bf16_dot: Some(matmul::bf16::avx512::KERNELS), ..avx512::TABLE.matmul },
+    ..avx512::TABLE
+};
+
 /// Returns the table of `isa` if this build has one.
 pub(crate) fn table(isa: Isa) -> Option<&'static Table> {
     match isa {
@@ -60,6 +77,8 @@ pub(crate) fn table(isa: Isa) -> Option<&'static Table> {
         Isa::Avx2 => Some(&avx2::TABLE),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => Some(&avx512::TABLE),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Bf16 => Some(&AVX512_BF16),
         #[cfg(target_arch = "aarch64")]
         Isa::Neon => Some(&neon::TABLE),
         #[allow(unreachable_patterns)]
@@ -164,9 +183,10 @@ macro_rules! simd_tier {
                 convert::narrow_simd(unsafe { token() }, format, values, bytes)
             }
 
-            pub(crate) static TABLE: Table = Table {
+            // A constant, so that other tables can start from it.
+            pub(crate) const TABLE: Table = Table {
                 isa: $isa,
-                matmul: MatmulKernels { tile: matmul_tile, mr: $mr, packs_x: true },
+                matmul: MatmulKernels { tile: matmul_tile, mr: $mr, packs_x: true, bf16_dot: None },
                 layer_norm,
                 softmax,
                 erf,

@@ -61,6 +61,7 @@ fn features_imply_their_tiers() {
     let features = CpuFeatures::detect();
     if cfg!(target_arch = "x86_64") {
         assert_eq!(Isa::Avx2.is_supported(), features.avx2 && features.fma && features.f16c);
+        assert_eq!(Isa::Avx512Bf16.is_supported(), Isa::Avx512.is_supported() && features.avx512bf16);
         assert!(!Isa::Neon.is_supported());
     }
     if cfg!(target_arch = "aarch64") {
@@ -68,5 +69,17 @@ fn features_imply_their_tiers() {
         assert!(Isa::Neon.is_supported());
         assert!(!Isa::Avx2.is_supported());
         assert!(!Isa::Avx512.is_supported());
+        assert!(!Isa::Avx512Bf16.is_supported());
+    }
+}
+
+#[test]
+fn opt_in_tier_never_chosen_by_default() {
+    assert_eq!(Isa::from_name("avx512bf16"), Some(Isa::Avx512Bf16));
+    assert!(Isa::Avx512Bf16.is_opt_in());
+    assert!(!Isa::best_supported().is_opt_in());
+    for isa in Isa::supported() {
+        let kernels = Kernels::for_isa(isa).expect("a supported tier has kernels");
+        assert_eq!(kernels.bf16_dot(), isa == Isa::Avx512Bf16, "{isa}");
     }
 }

@@ -12,6 +12,9 @@ use jclip_kernels::{Activation, Epilogue, Kernels, PACKED_ALIGN, PackError, Pack
 const ACTIVATION_TOLERANCE: f64 = 1e-6;
 /// Largest slope of GELU and SiLU, by which an input error can grow.
 const ACTIVATION_SLOPE: f64 = 1.13;
+/// Largest relative error of rounding an f32 to bfloat16 (8 significant
+/// bits, round to nearest): half a unit in the last place, 2⁻⁸.
+const BF16_ROUNDING: f64 = 1.0 / 256.0;
 
 fn gelu_f64(x: f64) -> f64 {
     0.5 * x * (1.0 + erf_f64(x / std::f64::consts::SQRT_2))
@@ -95,8 +98,10 @@ fn run_linear(kernels: &Kernels, case: &Case, inputs: &Inputs, packed: &PackedMa
 }
 
 /// Returns the exact result of a case in f64 and its tolerance, per element,
-/// using the weights as stored (rounded to the format).
-fn reference(case: &Case, inputs: &Inputs, packed: &PackedMatrix) -> Vec<(f64, f64)> {
+/// using the weights as stored (rounded to the format). `x_rounding` is the
+/// relative error of each activation as the kernels read it: 0 for f32, or
+/// [`BF16_ROUNDING`] where a tier rounds activations to bfloat16.
+fn reference(case: &Case, inputs: &Inputs, packed: &PackedMatrix, x_rounding: f64) -> Vec<(f64, f64)> {
     let (rows, n, k) = (case.rows, case.n, case.k);
     let mut result = Vec::with_capacity(rows * n);
     for r in 0..rows {
@@ -108,7 +113,7 @@ fn reference(case: &Case, inputs: &Inputs, packed: &PackedMatrix) -> Vec<(f64, f
                 sum += term;
                 magnitude += term.abs();
             }
-            let mut tolerance = sum_tolerance(k, magnitude);
+            let mut tolerance = sum_tolerance(k, magnitude) + x_rounding * magnitude;
             if case.bias {
                 sum += inputs.bias[c] as f64;
                 tolerance += f32::EPSILON as f64 * sum.abs();
@@ -128,13 +133,17 @@ fn reference(case: &Case, inputs: &Inputs, packed: &PackedMatrix) -> Vec<(f64, f
 }
 
 /// Checks every tier on `case`: each against the f64 reference, each SIMD
-/// tier against the scalar twin.
+/// tier against its scalar twin.
 fn check_case(case: Case, seed: u64) {
     let inputs = inputs(&case, seed);
     let packed = PackedMatrix::from_f32_as(case.format, &inputs.w, case.n, case.k);
-    let expected = reference(&case, &inputs, &packed);
+    let expected = reference(&case, &inputs, &packed, 0.0);
     let scalar = run_linear(&Kernels::scalar(), &case, &inputs, &packed);
     for kernels in all_tiers() {
+        if kernels.bf16_dot() && case.format == WeightFormat::BF16 {
+            check_bf16_dot(&kernels, &case, &inputs, &packed);
+            continue;
+        }
         let got = run_linear(&kernels, &case, &inputs, &packed);
         for (i, (&value, &(want, tolerance))) in got.iter().zip(&expected).enumerate() {
             let (row, col) = (i / case.n.max(1), i % case.n.max(1));
@@ -148,6 +157,45 @@ fn check_case(case: Case, seed: u64) {
                 "{} {case:?} y[{row}][{col}] = {value}, scalar twin {} (± 2·{tolerance})",
                 kernels.isa(),
                 scalar[i]
+            );
+        }
+    }
+}
+
+/// Checks a bf16 dot-product tier on a BF16 case: it and its scalar twin
+/// against the f64 reference with the activations' bf16 rounding in the
+/// tolerance, and the tier against the twin, bit for bit up to the
+/// activation function, whose SIMD and scalar forms differ in the last bits.
+fn check_bf16_dot(kernels: &Kernels, case: &Case, inputs: &Inputs, packed: &PackedMatrix) {
+    let expected = reference(case, inputs, packed, BF16_ROUNDING);
+    let twin = run_linear(&kernels.scalar_twin(), case, inputs, packed);
+    let got = run_linear(kernels, case, inputs, packed);
+    for (i, &(want, tolerance)) in expected.iter().enumerate() {
+        let (row, col) = (i / case.n.max(1), i % case.n.max(1));
+        let (value, twin_value) = (got[i], twin[i]);
+        assert!(
+            (twin_value as f64 - want).abs() <= tolerance,
+            "scalar twin of {} {case:?} y[{row}][{col}] = {twin_value}, expected {want} ± {tolerance}",
+            kernels.isa()
+        );
+        assert!(
+            (value as f64 - want).abs() <= tolerance,
+            "{} {case:?} y[{row}][{col}] = {value}, expected {want} ± {tolerance}",
+            kernels.isa()
+        );
+        if case.activation == Activation::Identity {
+            assert_eq!(
+                value.to_bits(),
+                twin_value.to_bits(),
+                "{} {case:?} y[{row}][{col}] = {value}, scalar twin {twin_value}",
+                kernels.isa()
+            );
+        } else {
+            let twin_tolerance = ACTIVATION_TOLERANCE * (twin_value as f64).abs().max(1.0);
+            assert!(
+                (value as f64 - twin_value as f64).abs() <= twin_tolerance,
+                "{} {case:?} y[{row}][{col}] = {value}, scalar twin {twin_value} ± {twin_tolerance}",
+                kernels.isa()
             );
         }
     }
@@ -187,6 +235,50 @@ fn linear_half_precision_weights() {
             check_case(case, 300 + index as u64);
         }
     }
+}
+
+#[test]
+fn linear_bf16_sweeps_shapes() {
+    let shapes = SWEEP
+        .iter()
+        .map(|&rows| (rows, 33, 65))
+        .chain(SWEEP.iter().map(|&n| (17, n, 63)))
+        .chain(SWEEP.iter().chain(&[255, 256, 257, 300, 513]).map(|&k| (9, 35, k)));
+    for (index, (rows, n, k)) in shapes.enumerate() {
+        let case = Case {
+            format: WeightFormat::BF16,
+            offset: OFFSETS[index % OFFSETS.len()],
+            bias: index % 2 == 0,
+            ..Case::plain(rows, n, k)
+        };
+        check_case(case, 1000 + index as u64);
+    }
+}
+
+#[test]
+fn linear_bf16_fused_epilogues() {
+    let activations = [Activation::Identity, Activation::Gelu, Activation::Silu];
+    for (index, &(rows, n, k)) in [(1, 7, 3), (17, 33, 65), (31, 65, 301), (8, 48, 256), (65, 17, 0)].iter().enumerate()
+    {
+        for (a, &activation) in activations.iter().enumerate() {
+            for residual in [false, true] {
+                let case = Case {
+                    format: WeightFormat::BF16,
+                    bias: true,
+                    activation,
+                    residual,
+                    offset: OFFSETS[(index + a) % OFFSETS.len()],
+                    ..Case::plain(rows, n, k)
+                };
+                check_case(case, 1100 + index as u64);
+            }
+        }
+    }
+}
+
+#[test]
+fn linear_bf16_model_sized_shape() {
+    check_case(Case { format: WeightFormat::BF16, bias: true, ..Case::plain(197, 64, 768) }, 1200);
 }
 
 #[test]
@@ -251,6 +343,15 @@ fn gated_matches_reference_and_scalar() {
             let biases = (&gate_bias[..], &value_bias[..]);
             let scalar = run_gated(&Kernels::scalar(), &x, rows, &gate, &value, biases, activation, offset);
             for kernels in all_tiers() {
+                // A bf16 dot-product tier rounds the activations to bf16 and
+                // is compared with its own scalar twin.
+                let dot = kernels.bf16_dot() && format == WeightFormat::BF16;
+                let x_rounding = if dot { BF16_ROUNDING } else { 0.0 };
+                let twin = if dot {
+                    run_gated(&kernels.scalar_twin(), &x, rows, &gate, &value, biases, activation, offset)
+                } else {
+                    scalar.clone()
+                };
                 let got = run_gated(&kernels, &x, rows, &gate, &value, biases, activation, offset);
                 for r in 0..rows {
                     for c in 0..n {
@@ -264,21 +365,28 @@ fn gated_matches_reference_and_scalar() {
                         }
                         let (gs, vs) = (gs + gate_bias[c] as f64, vs + value_bias[c] as f64);
                         let gate_out = activate_f64(activation, gs);
-                        let gate_error = ACTIVATION_SLOPE * sum_tolerance(k, gm + gs.abs())
+                        let gate_error = ACTIVATION_SLOPE * (sum_tolerance(k, gm + gs.abs()) + x_rounding * gm)
                             + ACTIVATION_TOLERANCE * gs.abs().max(1.0);
-                        let value_error = sum_tolerance(k, vm + vs.abs());
+                        let value_error = sum_tolerance(k, vm + vs.abs()) + x_rounding * vm;
                         let tolerance = gate_error * vs.abs() + value_error * gate_out.abs() + gate_error * value_error;
                         let want = gate_out * vs;
-                        let (value_got, scalar_got) = (got[r * n + c] as f64, scalar[r * n + c] as f64);
+                        let (value_got, twin_got) = (got[r * n + c] as f64, twin[r * n + c] as f64);
                         let tolerance = tolerance + f32::EPSILON as f64 * want.abs();
                         assert!(
                             (value_got - want).abs() <= tolerance,
                             "{} gated {rows}×{n}×{k} {format} y[{r}][{c}] = {value_got}, expected {want} ± {tolerance}",
                             kernels.isa()
                         );
+                        // Identical sums; the activations differ in the last bits.
+                        let twin_tolerance = if dot {
+                            ACTIVATION_TOLERANCE * gs.abs().max(1.0) * vs.abs().max(1.0)
+                                + f32::EPSILON as f64 * want.abs()
+                        } else {
+                            2.0 * tolerance
+                        };
                         assert!(
-                            (value_got - scalar_got).abs() <= 2.0 * tolerance,
-                            "{} gated {rows}×{n}×{k} {format} y[{r}][{c}] = {value_got}, scalar twin {scalar_got}",
+                            (value_got - twin_got).abs() <= twin_tolerance,
+                            "{} gated {rows}×{n}×{k} {format} y[{r}][{c}] = {value_got}, scalar twin {twin_got}",
                             kernels.isa()
                         );
                     }
@@ -313,10 +421,13 @@ fn results_independent_of_threads_and_batch() {
     let v = values(n * k, 702);
     let bias = values(n, 703);
     let residual = values(rows * n, 704);
-    let packed = PackedMatrix::from_f32(&w, n, k);
-    let value = PackedMatrix::from_f32(&v, n, k);
     let epilogue = Epilogue { bias: Some(&bias), activation: Activation::Gelu, residual: Some(&residual) };
-    for kernels in all_tiers() {
+    for (kernels, format) in all_tiers()
+        .into_iter()
+        .flat_map(|kernels| [WeightFormat::F32, WeightFormat::BF16].map(|format| (kernels, format)))
+    {
+        let packed = PackedMatrix::from_f32_as(format, &w, n, k);
+        let value = PackedMatrix::from_f32_as(format, &v, n, k);
         let run = |threads: usize| {
             let mut linear = vec![f32::NAN; rows * n];
             let mut gated = vec![f32::NAN; rows * n];
@@ -330,8 +441,8 @@ fn results_independent_of_threads_and_batch() {
         for threads in [2, 3] {
             let (other_linear, other_gated) = run(threads);
             let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
-            assert!(same(&linear, &other_linear), "{}: linear differs on {threads} threads", kernels.isa());
-            assert!(same(&gated, &other_gated), "{}: gated differs on {threads} threads", kernels.isa());
+            assert!(same(&linear, &other_linear), "{} {format}: linear differs on {threads} threads", kernels.isa());
+            assert!(same(&gated, &other_gated), "{} {format}: gated differs on {threads} threads", kernels.isa());
         }
         for row in [0, 1, 5, 8, 64, 95, 96, 97, 202, 255, 256, 257, 299] {
             let mut alone = vec![f32::NAN; n];
@@ -340,7 +451,7 @@ fn results_independent_of_threads_and_batch() {
             let in_batch = &linear[row * n..(row + 1) * n];
             assert!(
                 alone.iter().zip(in_batch).all(|(a, b)| a.to_bits() == b.to_bits()),
-                "{}: row {row} alone differs from the same row in a batch",
+                "{} {format}: row {row} alone differs from the same row in a batch",
                 kernels.isa()
             );
         }
@@ -356,12 +467,35 @@ fn packing_round_trips() {
     let bf16_packed = PackedMatrix::from_f32_as(WeightFormat::BF16, &w, n, k);
     assert_eq!(f32_packed.storage_bytes(), 3 * 16 * 11 * 4);
     assert_eq!(f16_packed.storage_bytes(), 3 * 16 * 11 * 2);
+    // BF16 stores pairs of input features, so the odd k is padded to 12.
+    assert_eq!(bf16_packed.storage_bytes(), 3 * 16 * 12 * 2);
+    assert_eq!(WeightFormat::BF16.k_group(), 2);
     for r in 0..n {
         for c in 0..k {
             let value = w[r * k + c];
             assert_eq!(f32_packed.get(r, c), value);
             assert_eq!(f16_packed.get(r, c), half::f16::from_f32(value).to_f32());
             assert_eq!(bf16_packed.get(r, c), half::bf16::from_f32(value).to_f32());
+        }
+    }
+}
+
+#[test]
+fn bf16_packs_pairs_per_lane() {
+    let (n, k) = (20, 5);
+    let w: Vec<f32> = (0..n * k).map(|i| i as f32).collect();
+    let packed = PackedMatrix::from_f32_as(WeightFormat::BF16, &w, n, k);
+    let bytes = packed.as_bytes();
+    let panel_bytes = 3 * 16 * 2 * 2;
+    assert_eq!(bytes.len(), 2 * panel_bytes);
+    let at = |row: usize, col: usize| {
+        let start = (row / 16) * panel_bytes + (((col / 2) * 16 + row % 16) * 2 + col % 2) * 2;
+        half::bf16::from_le_bytes([bytes[start], bytes[start + 1]]).to_f32()
+    };
+    for row in 0..32 {
+        for col in 0..6 {
+            let expected = if row < n && col < k { w[row * k + col] } else { 0.0 };
+            assert_eq!(at(row, col), expected, "W[{row}][{col}]");
         }
     }
 }

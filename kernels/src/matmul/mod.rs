@@ -22,6 +22,7 @@
 //! results are bitwise reproducible for a given tier. `k` is never split
 //! across threads.
 
+pub(crate) mod bf16;
 pub mod packed;
 pub(crate) mod scalar;
 pub(crate) mod simd;
@@ -124,6 +125,9 @@ pub(crate) struct MatmulJob<'a> {
     /// `x_pack_rows` values (zero past the last row), when the driver packed
     /// it for all tiles.
     pub x_pack: Option<&'a [f32]>,
+    /// X rounded to bfloat16 pairs in groups of `x_pack_rows` rows (see
+    /// [`bf16`]), when the job runs on a bf16 dot-product tile.
+    pub x_pairs: Option<&'a [u32]>,
     pub x_pack_rows: usize,
 }
 
@@ -161,6 +165,9 @@ pub(crate) struct MatmulKernels {
     pub mr: usize,
     /// Whether the tile reads X packed in row groups of `mr` rows.
     pub packs_x: bool,
+    /// The tier's bf16 dot-product matmul, which replaces `tile` when every
+    /// matrix of a call is stored as BF16.
+    pub bf16_dot: Option<bf16::Bf16DotKernels>,
 }
 
 /// Largest copy of X made once for all tiles (197 tokens × 3072 features is
@@ -174,6 +181,8 @@ const GROUPS_PER_PACK_TASK: usize = 8;
 thread_local! {
     /// Packed X of the matmul calls made from this thread, kept between calls.
     static X_PACK: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    /// X as bf16 pairs for the bf16 dot-product calls made from this thread, kept between calls.
+    static X_PAIRS: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Copies `x: [rows, k]` into `out` in groups of `mr` rows: group `g` is
@@ -290,6 +299,14 @@ impl Kernels {
 
     fn run_matmul(&self, x: &[f32], rows: usize, k: usize, n: usize, product: Product<'_>, y: &mut [f32]) {
         let kernels = self.table.matmul;
+        let (first, second) = match product {
+            Product::Linear { w, .. } => (w, None),
+            Product::Gated { gate, value, .. } => (gate, Some(value)),
+        };
+        if let Some(dot) = kernels.bf16_dot.filter(|_| bf16::all_bf16(first, second)) {
+            self.run_bf16_dot(dot, x, rows, k, n, product, y);
+            return;
+        }
         let tiles = tiles(rows, n.div_ceil(NR), rayon::current_num_threads(), kernels.mr);
         if tiles.is_empty() {
             return;
@@ -311,19 +328,69 @@ impl Kernels {
             product,
             out: DisjointOutput::new(y),
             x_pack: share_pack.then_some(&x_pack[..]),
+            x_pairs: None,
             x_pack_rows: kernels.mr,
         };
-        let run = |tile: Tile| {
-            // SAFETY: `Kernels` exists only for tiers the CPU supports, and
-            // `tiles` returns disjoint tiles, each run once.
-            unsafe { (kernels.tile)(&job, tile) }
-        };
-        if tiles.len() == 1 {
-            run(tiles[0]);
-        } else {
-            tiles.into_par_iter().for_each(run);
-        }
+        // SAFETY: `Kernels` exists only for tiers the CPU supports, and
+        // `tiles` returns disjoint tiles.
+        unsafe { run_tiles(kernels.tile, &job, tiles) };
         X_PACK.set(x_pack);
+    }
+
+    /// Runs a call whose matrices are all BF16 on the tier's bf16
+    /// dot-product tile. X is rounded to bf16 pairs once, for all tiles,
+    /// whatever its size: the pairs take half the bytes of f32.
+    fn run_bf16_dot(
+        &self,
+        dot: bf16::Bf16DotKernels,
+        x: &[f32],
+        rows: usize,
+        k: usize,
+        n: usize,
+        product: Product<'_>,
+        y: &mut [f32],
+    ) {
+        let tiles = tiles(rows, n.div_ceil(NR), rayon::current_num_threads(), dot.mr);
+        if tiles.is_empty() {
+            return;
+        }
+        let mut x_pairs = X_PAIRS.take();
+        let len = rows.next_multiple_of(dot.mr) * k.div_ceil(2);
+        if x_pairs.len() < len {
+            x_pairs.resize(len, 0);
+        }
+        // SAFETY: `Kernels` exists only for tiers the CPU supports.
+        unsafe { bf16::pack_pairs(x, rows, k, dot.mr, dot.pack_group, &mut x_pairs[..len]) };
+        let job = MatmulJob {
+            x,
+            k,
+            n,
+            product,
+            out: DisjointOutput::new(y),
+            x_pack: None,
+            x_pairs: Some(&x_pairs[..len]),
+            x_pack_rows: dot.mr,
+        };
+        // SAFETY: as in `run_matmul`.
+        unsafe { run_tiles(dot.tile, &job, tiles) };
+        X_PAIRS.set(x_pairs);
+    }
+}
+
+/// Runs `tiles` of `job` with `tile`, in parallel when there are several.
+///
+/// # Safety
+/// The CPU must support the tier `tile` belongs to, and the tiles must be
+/// disjoint, as [`tiles`] returns them.
+unsafe fn run_tiles(tile: TileKernel, job: &MatmulJob<'_>, tiles: Vec<Tile>) {
+    let run = |part: Tile| {
+        // SAFETY: the caller's contract; each tile runs once.
+        unsafe { tile(job, part) }
+    };
+    if tiles.len() == 1 {
+        run(tiles[0]);
+    } else {
+        tiles.into_par_iter().for_each(run);
     }
 }
 

@@ -1,11 +1,14 @@
 //! Packed weights: the panel layout, its storage formats, and owned or shared storage.
 //!
 //! W is `[n, k]` (PyTorch `Linear` layout, one row per output feature).
-//! Packing groups the output features into panels of [`NR`] features; panel
-//! `p` stores, for every `kk` in `0..k`, the `NR` weights `W[p·NR + j][kk]`
-//! contiguously, with zeros past `n`. Panels follow each other without gaps.
-//! One layout serves every tier, so packed bytes written on one CPU run on
-//! any other. Values are little-endian.
+//! Packing groups the output features into panels of [`NR`] features. Within
+//! a panel, the input features form groups of `g = k_group()` consecutive
+//! features, and group `q` stores `W[p·NR + j][q·g + t]` at position
+//! `(q·NR + j)·g + t`: the `g` weights of lane `j` side by side, lanes in
+//! order. Zeros pad past `n` and past `k` up to a whole group. Panels follow
+//! each other without gaps, and every panel is a multiple of 64 bytes. One
+//! layout serves every tier, so packed bytes written on one CPU run on any
+//! other. Values are little-endian.
 
 use std::fmt;
 use std::sync::Arc;
@@ -23,9 +26,10 @@ pub const PACKED_ALIGN: usize = 64;
 /// Each format fixes the bytes per weight and how many consecutive input
 /// features form one group inside a panel (`k_group`). A panel stores
 /// `ceil(k / k_group)` groups of `NR × k_group` values, lane-major within a
-/// group. Every format so far has groups of 1, so a panel is `k` rows of `NR`
-/// weights. Formats for dot-product instructions (int8, bf16 pairs) will
-/// group 4 or 2 input features.
+/// group. F32 and F16 have groups of 1, so a panel is `k` rows of `NR`
+/// weights. BF16 has groups of 2, the operand layout of the bf16 pair dot
+/// products (`vdpbf16ps`, `bfdot`): each 64-byte group holds, for each of the
+/// 16 lanes, the weights of two consecutive input features.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum WeightFormat {
@@ -33,7 +37,9 @@ pub enum WeightFormat {
     F32,
     /// IEEE half precision, widened to f32 in the kernels.
     F16,
-    /// bfloat16, widened to f32 in the kernels.
+    /// bfloat16 in pairs of input features, multiplied with bf16 dot-product
+    /// instructions where the tier has them (see `Kernels::bf16_dot`) and
+    /// widened to f32 otherwise.
     BF16,
 }
 
@@ -57,7 +63,17 @@ impl WeightFormat {
 
     /// Returns how many consecutive input features a panel stores together per output feature.
     pub fn k_group(self) -> usize {
-        1
+        match self {
+            WeightFormat::F32 | WeightFormat::F16 => 1,
+            WeightFormat::BF16 => 2,
+        }
+    }
+
+    /// Returns the byte offset of `W[row][col]` in a packed matrix with `k` input features.
+    fn offset(self, k: usize, row: usize, col: usize) -> usize {
+        let group = self.k_group();
+        let position = ((col / group) * NR + row % NR) * group + col % group;
+        (row / NR) * self.panel_bytes(k) + position * self.bytes_per_weight()
     }
 
     /// Returns the bytes of one panel for `k` input features.
@@ -203,9 +219,8 @@ impl PackedMatrix {
         let mut row = vec![0.0f32; k];
         for r in 0..n {
             fill_row(r, &mut row);
-            let (panel, lane) = (r / NR, r % NR);
             for (kk, &value) in row.iter().enumerate() {
-                let at = panel * format.panel_bytes(k) + (kk * NR + lane) * width;
+                let at = format.offset(k, r, kk);
                 let slot = &mut bytes[at..at + width];
                 match format {
                     WeightFormat::F32 => slot.copy_from_slice(&value.to_le_bytes()),
@@ -288,7 +303,7 @@ impl PackedMatrix {
     pub fn get(&self, row: usize, col: usize) -> f32 {
         assert!(row < self.n && col < self.k, "index ({row}, {col}) outside {}×{}", self.n, self.k);
         let width = self.format.bytes_per_weight();
-        let at = (row / NR) * self.format.panel_bytes(self.k) + (col * NR + row % NR) * width;
+        let at = self.format.offset(self.k, row, col);
         let bytes = &self.as_bytes()[at..at + width];
         match self.format {
             WeightFormat::F32 => f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
@@ -301,12 +316,15 @@ impl PackedMatrix {
         self.n.div_ceil(NR)
     }
 
-    /// Returns a pointer to the first value of panel `panel` at input feature `kk`.
+    /// Returns a pointer to the first value of panel `panel` at input feature
+    /// `kk`, which must start a group of [`WeightFormat::k_group`] features.
     ///
     /// # Panics
-    /// If the panel or row lies outside the matrix (`kk == k` is allowed).
+    /// If the panel or row lies outside the matrix (`kk == k` is allowed), or
+    /// `kk` is inside a group.
     pub(crate) fn panel_ptr(&self, panel: usize, kk: usize) -> *const u8 {
         assert!(panel < self.panel_count() && kk <= self.k, "panel {panel}, row {kk} outside the matrix");
+        assert!(kk.is_multiple_of(self.format.k_group()), "row {kk} inside a group of {} rows", self.format.k_group());
         let at = panel * self.format.panel_bytes(self.k) + kk * NR * self.format.bytes_per_weight();
         // SAFETY: `at` is at most the storage length (the end of the last panel).
         unsafe { self.as_bytes().as_ptr().add(at) }

@@ -12,21 +12,30 @@ use super::{KC, MatmulJob, NR, PackedMatrix, Product, Tile, WeightFormat};
 /// Rows of X handled together, so each loaded panel row is reused MR times.
 pub(crate) const MR: usize = 4;
 
-pub(crate) const KERNELS: super::MatmulKernels = super::MatmulKernels { tile, mr: MR, packs_x: false };
+pub(crate) const KERNELS: super::MatmulKernels = super::MatmulKernels { tile, mr: MR, packs_x: false, bf16_dot: None };
 
-/// Copies rows `k0..k0 + kc` of panel `panel` to `out` (`kc·NR` floats) as f32.
+/// Copies rows `k0..k0 + kc` of panel `panel` to `out` (`kc·NR` floats) as
+/// f32, `out[kk·NR + j]` for input feature `k0 + kk` and lane `j`. `k0` must
+/// start a group of the format's `k_group` features.
 fn read_panel_block(w: &PackedMatrix, panel: usize, k0: usize, kc: usize, out: &mut [f32]) {
     let width = w.format().bytes_per_weight();
+    let group = w.format().k_group();
     let start = w.panel_ptr(panel, k0);
-    // SAFETY: `panel_ptr` checked that the panel exists; its rows k0..k0 + kc
-    // are `kc·NR·width` bytes inside the storage because k0 + kc <= k.
-    let bytes = unsafe { std::slice::from_raw_parts(start, kc * NR * width) };
-    for (value, out) in bytes.chunks_exact(width).zip(out.iter_mut()) {
-        *out = match w.format() {
-            WeightFormat::F32 => f32::from_le_bytes([value[0], value[1], value[2], value[3]]),
-            WeightFormat::F16 => f16::from_le_bytes([value[0], value[1]]).to_f32(),
-            WeightFormat::BF16 => bf16::from_le_bytes([value[0], value[1]]).to_f32(),
-        };
+    // SAFETY: `panel_ptr` checked that the panel exists and that `k0` starts
+    // a group; the groups holding rows k0..k0 + kc are
+    // `ceil(kc / group)·group·NR·width` bytes inside the panel, whose last
+    // group is padded to full size.
+    let bytes = unsafe { std::slice::from_raw_parts(start, kc.div_ceil(group) * group * NR * width) };
+    for kk in 0..kc {
+        for j in 0..NR {
+            let at = (((kk / group) * NR + j) * group + kk % group) * width;
+            let value = &bytes[at..at + width];
+            out[kk * NR + j] = match w.format() {
+                WeightFormat::F32 => f32::from_le_bytes([value[0], value[1], value[2], value[3]]),
+                WeightFormat::F16 => f16::from_le_bytes([value[0], value[1]]).to_f32(),
+                WeightFormat::BF16 => bf16::from_le_bytes([value[0], value[1]]).to_f32(),
+            };
+        }
     }
 }
 
@@ -74,8 +83,6 @@ fn product(job: &MatmulJob<'_>, tile: Tile, w: &PackedMatrix, acc: &mut [f32]) {
 /// No other task may write the tile's part of the output meanwhile.
 unsafe fn tile(job: &MatmulJob<'_>, tile: Tile) {
     let acc_stride = tile.panels * NR;
-    let col0 = tile.panel0 * NR;
-    let cols = acc_stride.min(job.n - col0);
     let (first, second) = job.matrices();
     let mut acc = vec![0.0f32; tile.rows * acc_stride];
     product(job, tile, first, &mut acc);
@@ -84,6 +91,20 @@ unsafe fn tile(job: &MatmulJob<'_>, tile: Tile) {
         value_acc = vec![0.0f32; tile.rows * acc_stride];
         product(job, tile, value, &mut value_acc);
     }
+    // SAFETY: the caller reserved the tile's output.
+    unsafe { finish(job, tile, &acc, &value_acc) };
+}
+
+/// Applies the epilogue to the tile's raw sums `acc` (and, for a gated
+/// product, the value sums `value_acc`), `rows × panels·NR` each, and
+/// writes the tile's output.
+///
+/// # Safety
+/// No other task may write the tile's part of the output meanwhile.
+pub(crate) unsafe fn finish(job: &MatmulJob<'_>, tile: Tile, acc: &[f32], value_acc: &[f32]) {
+    let acc_stride = tile.panels * NR;
+    let col0 = tile.panel0 * NR;
+    let cols = acc_stride.min(job.n - col0);
     for r in 0..tile.rows {
         let row = tile.row0 + r;
         // SAFETY: this tile alone owns columns col0..col0 + cols of its rows

@@ -162,27 +162,37 @@ unsafe fn panel_rows<S: Simd>(
 ) {
     for p in 0..np {
         let source = w.panel_ptr(panel0 + p, k0);
-        match w.format() {
-            WeightFormat::F32 => out[p] = source.cast(),
-            WeightFormat::F16 | WeightFormat::BF16 => {
-                let source = source.cast::<u16>();
-                // SAFETY: the buffer has room for np·kc·NR floats (caller's contract).
-                let target = unsafe { buffer.add(p * kc * NR) };
-                for offset in (0..kc * NR).step_by(S::LANES) {
-                    // SAFETY: rows k0..k0 + kc of the panel hold kc·NR halves,
-                    // and the buffer has room for them.
-                    unsafe {
-                        let v = if w.format() == WeightFormat::F16 {
-                            s.load_f16(source.add(offset))
-                        } else {
-                            s.load_bf16(source.add(offset))
-                        };
-                        s.store(target.add(offset), v);
+        if w.format() == WeightFormat::F32 {
+            out[p] = source.cast();
+            continue;
+        }
+        // SAFETY: the buffer has room for np·kc·NR floats (caller's contract).
+        let target = unsafe { buffer.add(p * kc * NR) };
+        if w.format() == WeightFormat::F16 {
+            let source = source.cast::<u16>();
+            for offset in (0..kc * NR).step_by(S::LANES) {
+                // SAFETY: rows k0..k0 + kc of the panel hold kc·NR halves,
+                // and the buffer has room for them.
+                unsafe { s.store(target.add(offset), s.load_f16(source.add(offset))) };
+            }
+        } else {
+            // BF16: pair q holds rows 2q and 2q + 1 of every lane. The
+            // padding row of an odd kc is not stored.
+            let source = source.cast::<u32>();
+            for q in 0..kc.div_ceil(2) {
+                for v in (0..NR).step_by(S::LANES) {
+                    // SAFETY: the panel holds ceil(kc / 2)·NR pairs from row k0.
+                    let (first, second) = unsafe { s.load_bf16_pairs(source.add(q * NR + v)) };
+                    // SAFETY: row 2q < kc lies inside the buffer's kc·NR floats.
+                    unsafe { s.store(target.add(2 * q * NR + v), first) };
+                    if 2 * q + 1 < kc {
+                        // SAFETY: as above for row 2q + 1 < kc.
+                        unsafe { s.store(target.add((2 * q + 1) * NR + v), second) };
                     }
                 }
-                out[p] = target;
             }
         }
+        out[p] = target;
     }
 }
 
@@ -213,7 +223,7 @@ unsafe fn load_upto<S: Simd>(s: S, ptr: *const f32, len: usize) -> S::F {
 /// The CPU must support `S`'s tier, the block must lie inside the output and
 /// belong to the calling tile, and the accumulators must hold the block.
 #[inline(always)]
-unsafe fn epilogue<S: Simd>(
+pub(crate) unsafe fn epilogue<S: Simd>(
     s: S,
     job: &MatmulJob<'_>,
     acc: *const f32,

@@ -91,6 +91,17 @@ impl Simd for Avx2 {
     }
 
     #[inline(always)]
+    unsafe fn load_bf16_pairs(self, ptr: *const u32) -> (__m256, __m256) {
+        // SAFETY: 32 bytes are readable (caller's contract); the token proves AVX2.
+        unsafe {
+            let pairs = _mm256_loadu_si256(ptr.cast());
+            let first = _mm256_slli_epi32::<16>(pairs);
+            let second = _mm256_and_si256(pairs, _mm256_set1_epi32(-65536));
+            (_mm256_castsi256_ps(first), _mm256_castsi256_ps(second))
+        }
+    }
+
+    #[inline(always)]
     unsafe fn store_f16(self, ptr: *mut u16, v: __m256) {
         // SAFETY: 16 bytes are writable (caller's contract); the token proves F16C.
         unsafe { _mm_storeu_si128(ptr.cast(), _mm256_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT }>(v)) }

@@ -83,6 +83,17 @@ impl Simd for Avx512 {
     }
 
     #[inline(always)]
+    unsafe fn load_bf16_pairs(self, ptr: *const u32) -> (__m512, __m512) {
+        // SAFETY: 64 bytes are readable (caller's contract); the token proves AVX-512F.
+        unsafe {
+            let pairs = _mm512_loadu_si512(ptr.cast());
+            let first = _mm512_slli_epi32::<16>(pairs);
+            let second = _mm512_and_si512(pairs, _mm512_set1_epi32(-65536));
+            (_mm512_castsi512_ps(first), _mm512_castsi512_ps(second))
+        }
+    }
+
+    #[inline(always)]
     unsafe fn store_f16(self, ptr: *mut u16, v: __m512) {
         // SAFETY: 32 bytes are writable (caller's contract); the token proves AVX-512F.
         unsafe { _mm256_storeu_si256(ptr.cast(), _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT }>(v)) }

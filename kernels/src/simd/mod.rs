@@ -79,6 +79,14 @@ pub(crate) trait Simd: Copy + Send + Sync + 'static {
     /// As [`Simd::load_f16`].
     unsafe fn load_bf16(self, ptr: *const u16) -> Self::F;
 
+    /// Loads `LANES` bfloat16 pairs, each a 32-bit little-endian word with
+    /// the first value in its low half, and returns the first and the
+    /// second values of the pairs as f32.
+    ///
+    /// # Safety
+    /// `ptr..ptr + LANES` must be readable; any alignment is accepted.
+    unsafe fn load_bf16_pairs(self, ptr: *const u32) -> (Self::F, Self::F);
+
     /// Stores `LANES` values as IEEE half precision, rounding to nearest even.
     ///
     /// # Safety

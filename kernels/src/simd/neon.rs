@@ -101,6 +101,19 @@ impl Simd for Neon {
     }
 
     #[inline(always)]
+    unsafe fn load_bf16_pairs(self, ptr: *const u32) -> (float32x4_t, float32x4_t) {
+        // SAFETY: 16 bytes are readable (caller's contract), read as bytes
+        // without an alignment requirement; the token proves NEON.
+        unsafe {
+            let pairs = vld1q_u8(ptr.cast::<u8>());
+            let pairs = vreinterpretq_u32_u8(pairs);
+            let first = vshlq_n_u32::<16>(pairs);
+            let second = vandq_u32(pairs, vdupq_n_u32(0xffff_0000));
+            (vreinterpretq_f32_u32(first), vreinterpretq_f32_u32(second))
+        }
+    }
+
+    #[inline(always)]
     unsafe fn store_f16(self, ptr: *mut u16, v: float32x4_t) {
         let halves: uint16x4_t;
         // SAFETY: `fcvtn` (single to half precision) is part of base AArch64

@@ -1,0 +1,114 @@
+//! The bf16 dot-product tiers and their scalar twin on values chosen to
+//! expose rounding, flushing and summation order, and their distance from
+//! f32 arithmetic.
+
+mod common;
+
+use common::*;
+use jclip_kernels::{Epilogue, Kernels, PackedMatrix, WeightFormat};
+
+/// Returns the tiers with a bf16 dot product, each with its scalar twin, and
+/// the plain scalar twin, which also emulates the instruction.
+fn dot_tiers() -> Vec<Kernels> {
+    let mut tiers: Vec<Kernels> = all_tiers().into_iter().filter(Kernels::bf16_dot).collect();
+    if let Some(first) = tiers.first() {
+        tiers.push(first.scalar_twin());
+    }
+    tiers
+}
+
+/// Runs `x: [1, k]` times `w: [1, k]` stored as BF16 and returns the one output.
+fn dot(kernels: &Kernels, x: &[f32], w: &[f32]) -> f32 {
+    let packed = PackedMatrix::from_f32_as(WeightFormat::BF16, w, 1, w.len());
+    let mut y = [f32::NAN];
+    kernels.linear(x, 1, &packed, Epilogue::default(), &mut y);
+    y[0]
+}
+
+#[test]
+fn scalar_twin_of_dot_tier_emulates_dot() {
+    for kernels in all_tiers() {
+        assert_eq!(kernels.scalar_twin().bf16_dot(), kernels.bf16_dot(), "{}", kernels.isa());
+    }
+    assert!(!Kernels::scalar().bf16_dot());
+}
+
+#[test]
+fn activations_round_to_nearest_even() {
+    // bfloat16 keeps 7 fraction bits: 1 + 2⁻⁸ is halfway between 1 and
+    // 1 + 2⁻⁷ and rounds to the even 1; 1 + 3·2⁻⁸ rounds up to 1 + 2⁻⁶.
+    let cases = [
+        (1.0 + 1.0 / 256.0, 1.0),
+        (1.0 + 3.0 / 256.0, 1.0 + 1.0 / 64.0),
+        (1.0 + 1.0 / 256.0 + 1.0 / 65536.0, 1.0 + 1.0 / 128.0),
+        (-3.0, -3.0),
+    ];
+    for kernels in dot_tiers() {
+        for (x, expected) in cases {
+            assert_eq!(dot(&kernels, &[x], &[1.0]), expected, "{} rounds {x}", kernels.isa());
+        }
+    }
+}
+
+#[test]
+fn subnormals_flush_to_zero() {
+    let tiny = 1e-39f32;
+    assert!(tiny.is_subnormal());
+    for kernels in dot_tiers() {
+        let isa = kernels.isa();
+        // A subnormal activation is read as zero.
+        assert_eq!(dot(&kernels, &[tiny], &[1e30]), 0.0, "{isa}: subnormal activation");
+        // A subnormal weight is read as zero.
+        assert_eq!(dot(&kernels, &[1e30], &[tiny]), 0.0, "{isa}: subnormal weight");
+        // A product below the smallest normal f32 is flushed.
+        assert_eq!(dot(&kernels, &[1e-20], &[1e-20]), 0.0, "{isa}: subnormal product");
+        // Normal values still multiply exactly.
+        assert_eq!(dot(&kernels, &[0.5], &[0.25]), 0.125, "{isa}: normal product");
+    }
+}
+
+#[test]
+fn second_of_pair_added_first() {
+    // After the first pair the sum is 2²⁴. The second pair holds 1 and
+    // −2²⁴: adding −2²⁴ first gives 0 + 1 = 1, while adding 1 first gives
+    // 2²⁴ (2²⁴ + 1 rounds to even) and then 0.
+    let big = 16_777_216.0f32;
+    let x = [big, 0.0, 1.0, -big];
+    let w = [1.0; 4];
+    for kernels in dot_tiers() {
+        assert_eq!(dot(&kernels, &x, &w), 1.0, "{}", kernels.isa());
+    }
+}
+
+#[test]
+fn dot_within_bf16_rounding_of_f32() {
+    // Rounding both operands to bf16 changes each product by at most
+    // (2u + u²)·|x·w| with u = 2⁻⁸; the f32 sums add their own rounding.
+    let unit = 1.0 / 256.0f64;
+    let operand_rounding = 2.0 * unit + unit * unit;
+    for kernels in all_tiers().into_iter().filter(Kernels::bf16_dot) {
+        for &(rows, n, k) in &[(1, 16, 768), (17, 33, 65), (197, 48, 768), (5, 20, 3072), (3, 7, 1)] {
+            let seed = (rows * n + k) as u64;
+            let x = values(rows * k, seed);
+            let w = values(n * k, seed + 1);
+            let f32_weights = PackedMatrix::from_f32(&w, n, k);
+            let bf16_weights = PackedMatrix::from_f32_as(WeightFormat::BF16, &w, n, k);
+            let mut exact = vec![f32::NAN; rows * n];
+            let mut got = vec![f32::NAN; rows * n];
+            Kernels::scalar().linear(&x, rows, &f32_weights, Epilogue::default(), &mut exact);
+            kernels.linear(&x, rows, &bf16_weights, Epilogue::default(), &mut got);
+            for r in 0..rows {
+                for c in 0..n {
+                    let magnitude: f64 = (0..k).map(|kk| (x[r * k + kk] as f64 * w[c * k + kk] as f64).abs()).sum();
+                    let tolerance = operand_rounding * magnitude + 2.0 * sum_tolerance(k, magnitude);
+                    let (want, value) = (exact[r * n + c] as f64, got[r * n + c] as f64);
+                    assert!(
+                        (value - want).abs() <= tolerance,
+                        "{} {rows}×{n}×{k} y[{r}][{c}] = {value}, f32 {want} ± {tolerance}",
+                        kernels.isa()
+                    );
+                }
+            }
+        }
+    }
+}
