@@ -6,6 +6,15 @@
 //! contiguously, with zeros past `n`. Panels follow each other without gaps.
 //! One layout serves every tier, so packed bytes written on one CPU run on
 //! any other. Values are little-endian.
+//!
+//! [`WeightFormat::Int8`] groups 4 input features: panel `p` stores, for
+//! every group `g` in `0..ceil(k / 4)`, 16 lanes of 4 bytes,
+//! `q[p·NR + j][4g + t]` at byte `64g + 4j + t`, so one group is one 64-byte
+//! vector for `vpdpbusd` or four 16-byte vectors for `sdot`. Past `k` and
+//! past `n` the bytes are zero. After the last panel follow the f32 scales
+//! and then the i32 sums `Σ_k q[row][k]` of every row, `NR` per panel with
+//! zeros past `n`. Every panel and both trailing arrays start at a multiple
+//! of 64 bytes.
 
 use std::fmt;
 use std::sync::Arc;
@@ -23,9 +32,9 @@ pub const PACKED_ALIGN: usize = 64;
 /// Each format fixes the bytes per weight and how many consecutive input
 /// features form one group inside a panel (`k_group`). A panel stores
 /// `ceil(k / k_group)` groups of `NR × k_group` values, lane-major within a
-/// group. Every format so far has groups of 1, so a panel is `k` rows of `NR`
-/// weights. Formats for dot-product instructions (int8, bf16 pairs) will
-/// group 4 or 2 input features.
+/// group. The float formats have groups of 1, so a panel is `k` rows of `NR`
+/// weights. [`WeightFormat::Int8`] groups 4 input features for the int8
+/// dot-product instructions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum WeightFormat {
@@ -35,15 +44,51 @@ pub enum WeightFormat {
     F16,
     /// bfloat16, widened to f32 in the kernels.
     BF16,
+    /// Signed 8-bit integers with one f32 scale per output feature
+    /// (symmetric per-channel quantisation, see [`quantize_row`]). The
+    /// kernels quantise X per row at run time and sum the products exactly
+    /// in i32.
+    Int8,
+}
+
+/// Largest magnitude of a quantised value. The range is symmetric, so -128
+/// never occurs and negating a value cannot overflow.
+pub const INT8_MAX: f32 = 127.0;
+
+/// Quantises `values` to `out` with one symmetric scale and returns the scale.
+///
+/// The scale is `max|value| / 127` and `q = round_ties_even(value / scale)`
+/// clamped to `[-127, 127]`, computed in f32, so `value ≈ q·scale`. A row of
+/// zeros, or one whose scale underflows to 0 (every value below about
+/// 1.5e-43 in magnitude), gets scale 0 and zeros. A row that contains an
+/// infinity or NaN gets a NaN scale and zeros, so products with it are NaN.
+pub fn quantize_row(values: &[f32], out: &mut [i8]) -> f32 {
+    assert_eq!(values.len(), out.len(), "quantised row has {} values, expected {}", out.len(), values.len());
+    let mut max = 0.0f32;
+    let mut finite = true;
+    for &value in values {
+        max = max.max(value.abs());
+        finite &= value.is_finite();
+    }
+    let scale = max / INT8_MAX;
+    if !finite || scale == 0.0 {
+        out.fill(0);
+        return if finite { 0.0 } else { f32::NAN };
+    }
+    for (q, &value) in out.iter_mut().zip(values) {
+        *q = (value / scale).round_ties_even().clamp(-INT8_MAX, INT8_MAX) as i8;
+    }
+    scale
 }
 
 impl WeightFormat {
-    /// Returns the format's name: `f32`, `f16` or `bf16`.
+    /// Returns the format's name: `f32`, `f16`, `bf16` or `int8`.
     pub fn name(self) -> &'static str {
         match self {
             WeightFormat::F32 => "f32",
             WeightFormat::F16 => "f16",
             WeightFormat::BF16 => "bf16",
+            WeightFormat::Int8 => "int8",
         }
     }
 
@@ -52,12 +97,16 @@ impl WeightFormat {
         match self {
             WeightFormat::F32 => 4,
             WeightFormat::F16 | WeightFormat::BF16 => 2,
+            WeightFormat::Int8 => 1,
         }
     }
 
     /// Returns how many consecutive input features a panel stores together per output feature.
     pub fn k_group(self) -> usize {
-        1
+        match self {
+            WeightFormat::Int8 => 4,
+            _ => 1,
+        }
     }
 
     /// Returns the bytes of one panel for `k` input features.
@@ -65,9 +114,25 @@ impl WeightFormat {
         k.div_ceil(self.k_group()) * self.k_group() * NR * self.bytes_per_weight()
     }
 
-    /// Returns the bytes of a packed `[n, k]` matrix.
+    /// Returns the bytes of a packed `[n, k]` matrix: the panels, and for
+    /// [`WeightFormat::Int8`] the scales and row sums after them.
     pub fn packed_bytes(self, n: usize, k: usize) -> usize {
-        n.div_ceil(NR) * self.panel_bytes(k)
+        n.div_ceil(NR) * (self.panel_bytes(k) + self.trailer_bytes_per_panel())
+    }
+
+    /// Returns the bytes stored after the panels per panel: `NR` f32 scales
+    /// and `NR` i32 row sums for int8, nothing for the float formats.
+    fn trailer_bytes_per_panel(self) -> usize {
+        match self {
+            WeightFormat::Int8 => NR * 8,
+            _ => 0,
+        }
+    }
+
+    /// Returns the byte offset of input feature `kk` of lane `lane` within a panel.
+    fn offset_in_panel(self, kk: usize, lane: usize) -> usize {
+        let group = self.k_group();
+        ((kk / group * NR + lane) * group + kk % group) * self.bytes_per_weight()
     }
 }
 
@@ -174,7 +239,8 @@ impl PackedMatrix {
         PackedMatrix::from_f32_as(WeightFormat::F32, w, n, k)
     }
 
-    /// Packs a row-major `[n, k]` matrix in `format`, rounding to nearest even.
+    /// Packs a row-major `[n, k]` matrix in `format`, rounding to nearest
+    /// even (for [`WeightFormat::Int8`], quantising each row with [`quantize_row`]).
     ///
     /// # Panics
     /// If `w.len() != n·k`.
@@ -190,7 +256,8 @@ impl PackedMatrix {
     }
 
     /// Packs an `[n, k]` matrix in `format`, with rows produced by
-    /// `fill_row(row, out)`, rounding to nearest even.
+    /// `fill_row(row, out)`, rounding to nearest even (for
+    /// [`WeightFormat::Int8`], quantising each row with [`quantize_row`]).
     pub fn from_rows_as(
         format: WeightFormat,
         n: usize,
@@ -200,17 +267,33 @@ impl PackedMatrix {
         let mut storage = Storage::zeroed(format.packed_bytes(n, k));
         let bytes = storage.bytes_mut();
         let width = format.bytes_per_weight();
+        let panels_end = n.div_ceil(NR) * format.panel_bytes(k);
         let mut row = vec![0.0f32; k];
+        let mut quantized = vec![0i8; k];
         for r in 0..n {
             fill_row(r, &mut row);
             let (panel, lane) = (r / NR, r % NR);
+            let panel_start = panel * format.panel_bytes(k);
+            if format == WeightFormat::Int8 {
+                let scale = quantize_row(&row, &mut quantized);
+                let sum: i32 = quantized.iter().map(|&q| i32::from(q)).sum();
+                for (kk, &q) in quantized.iter().enumerate() {
+                    bytes[panel_start + format.offset_in_panel(kk, lane)] = q as u8;
+                }
+                let scale_at = panels_end + 4 * r;
+                bytes[scale_at..scale_at + 4].copy_from_slice(&scale.to_le_bytes());
+                let sum_at = panels_end + 4 * (n.next_multiple_of(NR) + r);
+                bytes[sum_at..sum_at + 4].copy_from_slice(&sum.to_le_bytes());
+                continue;
+            }
             for (kk, &value) in row.iter().enumerate() {
-                let at = panel * format.panel_bytes(k) + (kk * NR + lane) * width;
+                let at = panel_start + format.offset_in_panel(kk, lane);
                 let slot = &mut bytes[at..at + width];
                 match format {
                     WeightFormat::F32 => slot.copy_from_slice(&value.to_le_bytes()),
                     WeightFormat::F16 => slot.copy_from_slice(&f16::from_f32(value).to_le_bytes()),
                     WeightFormat::BF16 => slot.copy_from_slice(&bf16::from_f32(value).to_le_bytes()),
+                    WeightFormat::Int8 => unreachable!("int8 rows are quantised above"),
                 }
             }
         }
@@ -281,19 +364,67 @@ impl PackedMatrix {
         self.storage.bytes().len()
     }
 
-    /// Returns `W[row][col]` as f32, for tests and debugging.
+    /// Returns `W[row][col]` as f32 (for int8 the dequantised `q·scale`), for tests and debugging.
     ///
     /// # Panics
     /// If the index lies outside the matrix.
     pub fn get(&self, row: usize, col: usize) -> f32 {
         assert!(row < self.n && col < self.k, "index ({row}, {col}) outside {}×{}", self.n, self.k);
         let width = self.format.bytes_per_weight();
-        let at = (row / NR) * self.format.panel_bytes(self.k) + (col * NR + row % NR) * width;
+        let at = (row / NR) * self.format.panel_bytes(self.k) + self.format.offset_in_panel(col, row % NR);
         let bytes = &self.as_bytes()[at..at + width];
         match self.format {
             WeightFormat::F32 => f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
             WeightFormat::F16 => f16::from_le_bytes([bytes[0], bytes[1]]).to_f32(),
             WeightFormat::BF16 => bf16::from_le_bytes([bytes[0], bytes[1]]).to_f32(),
+            WeightFormat::Int8 => f32::from(bytes[0] as i8) * self.int8_scales()[row],
+        }
+    }
+
+    /// Returns the quantised value `q[row][col]` of an int8 matrix.
+    ///
+    /// # Panics
+    /// If the matrix is not int8 or the index lies outside it.
+    pub fn get_quantized(&self, row: usize, col: usize) -> i8 {
+        assert_eq!(self.format, WeightFormat::Int8, "quantised values exist only in int8 matrices");
+        assert!(row < self.n && col < self.k, "index ({row}, {col}) outside {}×{}", self.n, self.k);
+        let at = (row / NR) * self.format.panel_bytes(self.k) + self.format.offset_in_panel(col, row % NR);
+        self.as_bytes()[at] as i8
+    }
+
+    /// Returns the scale of every output feature of an int8 matrix, `NR` per
+    /// panel with zeros past `n`.
+    ///
+    /// # Panics
+    /// If the matrix is not int8.
+    pub fn int8_scales(&self) -> &[f32] {
+        self.int8_trailer(0).0
+    }
+
+    /// Returns `Σ_k q[row][k]` of every output feature of an int8 matrix,
+    /// `NR` per panel with zeros past `n`.
+    ///
+    /// # Panics
+    /// If the matrix is not int8.
+    pub fn int8_row_sums(&self) -> &[i32] {
+        self.int8_trailer(0).1
+    }
+
+    /// Returns the scales and row sums from panel `panel0` on.
+    pub(crate) fn int8_trailer(&self, panel0: usize) -> (&[f32], &[i32]) {
+        assert_eq!(self.format, WeightFormat::Int8, "scales exist only in int8 matrices");
+        let padded = self.panel_count() * NR;
+        let start = self.panel_count() * self.format.panel_bytes(self.k);
+        let bytes = &self.as_bytes()[start..start + 8 * padded];
+        assert!((bytes.as_ptr() as usize).is_multiple_of(4), "int8 trailer misaligned");
+        // SAFETY: `bytes` holds `2·padded` 4-byte values at a 4-byte aligned
+        // address (the storage starts 64-byte aligned and `start` is a
+        // multiple of 64), every bit pattern is a valid f32 and i32, and the
+        // crate only builds for little-endian targets, the byte order stored.
+        unsafe {
+            let scales = std::slice::from_raw_parts(bytes.as_ptr().cast::<f32>(), padded);
+            let sums = std::slice::from_raw_parts(bytes.as_ptr().add(4 * padded).cast::<i32>(), padded);
+            (&scales[panel0 * NR..], &sums[panel0 * NR..])
         }
     }
 
@@ -304,9 +435,11 @@ impl PackedMatrix {
     /// Returns a pointer to the first value of panel `panel` at input feature `kk`.
     ///
     /// # Panics
-    /// If the panel or row lies outside the matrix (`kk == k` is allowed).
+    /// If the panel or row lies outside the matrix (`kk == k` is allowed), or
+    /// `kk` is not a multiple of the format's `k_group`.
     pub(crate) fn panel_ptr(&self, panel: usize, kk: usize) -> *const u8 {
         assert!(panel < self.panel_count() && kk <= self.k, "panel {panel}, row {kk} outside the matrix");
+        assert!(kk.is_multiple_of(self.format.k_group()), "row {kk} inside a group of {}", self.format.k_group());
         let at = panel * self.format.panel_bytes(self.k) + kk * NR * self.format.bytes_per_weight();
         // SAFETY: `at` is at most the storage length (the end of the last panel).
         unsafe { self.as_bytes().as_ptr().add(at) }

@@ -26,6 +26,7 @@ fn read_panel_block(w: &PackedMatrix, panel: usize, k0: usize, kc: usize, out: &
             WeightFormat::F32 => f32::from_le_bytes([value[0], value[1], value[2], value[3]]),
             WeightFormat::F16 => f16::from_le_bytes([value[0], value[1]]).to_f32(),
             WeightFormat::BF16 => bf16::from_le_bytes([value[0], value[1]]).to_f32(),
+            WeightFormat::Int8 => unreachable!("int8 weights take the integer path"),
         };
     }
 }
@@ -74,8 +75,6 @@ fn product(job: &MatmulJob<'_>, tile: Tile, w: &PackedMatrix, acc: &mut [f32]) {
 /// No other task may write the tile's part of the output meanwhile.
 unsafe fn tile(job: &MatmulJob<'_>, tile: Tile) {
     let acc_stride = tile.panels * NR;
-    let col0 = tile.panel0 * NR;
-    let cols = acc_stride.min(job.n - col0);
     let (first, second) = job.matrices();
     let mut acc = vec![0.0f32; tile.rows * acc_stride];
     product(job, tile, first, &mut acc);
@@ -84,6 +83,19 @@ unsafe fn tile(job: &MatmulJob<'_>, tile: Tile) {
         value_acc = vec![0.0f32; tile.rows * acc_stride];
         product(job, tile, value, &mut value_acc);
     }
+    // SAFETY: the caller's contract.
+    unsafe { finish(job, tile, &acc, &value_acc) };
+}
+
+/// Applies the epilogue to the raw sums of a tile (`acc`, and `value_acc`
+/// for a gated product, both `rows × panels·NR`) and writes the output.
+///
+/// # Safety
+/// No other task may write the tile's part of the output meanwhile.
+pub(crate) unsafe fn finish(job: &MatmulJob<'_>, tile: Tile, acc: &[f32], value_acc: &[f32]) {
+    let acc_stride = tile.panels * NR;
+    let col0 = tile.panel0 * NR;
+    let cols = acc_stride.min(job.n - col0);
     for r in 0..tile.rows {
         let row = tile.row0 + r;
         // SAFETY: this tile alone owns columns col0..col0 + cols of its rows

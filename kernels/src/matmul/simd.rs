@@ -182,6 +182,7 @@ unsafe fn panel_rows<S: Simd>(
                 }
                 out[p] = target;
             }
+            WeightFormat::Int8 => unreachable!("int8 weights take the integer path"),
         }
     }
 }
@@ -213,7 +214,7 @@ unsafe fn load_upto<S: Simd>(s: S, ptr: *const f32, len: usize) -> S::F {
 /// The CPU must support `S`'s tier, the block must lie inside the output and
 /// belong to the calling tile, and the accumulators must hold the block.
 #[inline(always)]
-unsafe fn epilogue<S: Simd>(
+pub(crate) unsafe fn epilogue<S: Simd>(
     s: S,
     job: &MatmulJob<'_>,
     acc: *const f32,
