@@ -458,6 +458,19 @@ fn quantizer_handles_extreme_rows() {
 }
 
 #[test]
+fn quantizer_rounds_half_to_even() {
+    // With 127 in the row the scale is 1, so q is the rounded value itself.
+    let halves: Vec<f32> = (-254..=254).map(|twice| twice as f32 / 2.0).collect();
+    let row: Vec<f32> = std::iter::once(127.0).chain(halves.iter().copied()).collect();
+    let mut q = vec![0i8; row.len()];
+    assert_eq!(quantize_row(&row, &mut q), 1.0);
+    for (&value, &got) in halves.iter().zip(&q[1..]) {
+        let want = value.round_ties_even().clamp(-127.0, 127.0) as i8;
+        assert_eq!(got, want, "{value} quantised to {got}");
+    }
+}
+
+#[test]
 fn int8_extreme_weights_and_inputs() {
     let (n, k) = (4, 9);
     let mut w = vec![0.0f32; n * k];

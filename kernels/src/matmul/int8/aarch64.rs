@@ -16,7 +16,8 @@ unsafe fn sdot_lane<const LANE: i32>(acc: int32x4_t, w: int8x16_t, x: int8x16_t)
     let mut acc = acc;
     // SAFETY: `sdot` exists when FEAT_DotProd does (caller's contract) and
     // touches only the named registers. It is written in assembly because
-    // the dot-product intrinsics are unstable in Rust 1.89.
+    // the dot-product intrinsics are unstable (`stdarch_neon_dotprod`, as of
+    // Rust 1.96).
     unsafe {
         std::arch::asm!(
             "sdot {acc:v}.4s, {w:v}.16b, {x:v}.4b[{lane}]",

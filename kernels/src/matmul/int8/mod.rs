@@ -144,11 +144,12 @@ fn quantize_input(x: &[f32], rows: usize, k: usize, mr: usize, unsigned: bool, b
                     quantized.fill(0);
                     0.0
                 };
-                for (kk, &q) in quantized.iter().enumerate() {
-                    group[(kk / 4 * mr + i) * 4 + kk % 4] = q as u8 ^ flip;
-                }
-                for kk in k..k4 {
-                    group[(kk / 4 * mr + i) * 4 + kk % 4] = flip;
+                for (t, quad) in quantized.chunks(4).enumerate() {
+                    let target = &mut group[(t * mr + i) * 4..][..4];
+                    target.fill(flip);
+                    for (byte, &q) in target.iter_mut().zip(quad) {
+                        *byte = q as u8 ^ flip;
+                    }
                 }
             }
         }
@@ -346,17 +347,20 @@ pub(crate) unsafe fn tile<S: Simd, M: Int8Micro>(s: S, micro: M, job: &MatmulJob
                     let row0 = tile.row0 + g * mr;
                     for (m, w) in [Some(first), second].into_iter().flatten().enumerate() {
                         let (scales, sums) = w.int8_trailer(tile.panel0 + panel);
+                        let (scales, sums) = (&scales[..np * NR], &sums[..np * NR]);
                         for r in 0..group_rows {
                             let x_scale = input.scales[row0 + r];
-                            for c in 0..np * NR {
-                                // SAFETY: inside the accumulators of matrix
-                                // m; each value is read as i32 once, then
-                                // overwritten with its f32 value.
-                                unsafe {
-                                    let at = accumulators.add(m * acc_len + (g * mr + r) * acc_stride + panel * NR + c);
-                                    let sum = at.cast::<i32>().read();
-                                    at.write(dequantize(sum, offset_factor * sums[c], x_scale, scales[c]));
-                                }
+                            // SAFETY: the row's np·NR sums lie inside the
+                            // accumulators of matrix m, and no pointer is
+                            // used to access them while the slice lives.
+                            let row = unsafe {
+                                let start = accumulators.add(m * acc_len + (g * mr + r) * acc_stride + panel * NR);
+                                std::slice::from_raw_parts_mut(start, np * NR)
+                            };
+                            // The microkernel stored i32 sums; each slot gets its f32 value.
+                            for ((slot, &w_scale), &row_sum) in row.iter_mut().zip(scales).zip(sums) {
+                                let sum = slot.to_bits() as i32;
+                                *slot = dequantize(sum, offset_factor * row_sum, x_scale, w_scale);
                             }
                         }
                     }
