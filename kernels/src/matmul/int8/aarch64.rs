@@ -2,7 +2,7 @@
 
 use std::arch::aarch64::*;
 
-use super::{Int8Kernels, Int8Micro, MAX_NP, NR, always, dispatch_rows};
+use super::{Int8Kernels, Int8Micro, MAX_NP, always, dispatch_rows};
 use crate::isa::CpuFeatures;
 use crate::matmul::{MatmulJob, Tile};
 use crate::simd::neon::Neon;
