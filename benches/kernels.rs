@@ -6,8 +6,8 @@
 //!
 //! Run everything with `cargo bench --bench kernels`, or one group with a
 //! filter, e.g. `cargo bench --bench kernels -- matmul/197x768x768`. The
-//! `int8/` groups time int8 weights beside f32 weights on the same tier;
-//! their rates count one multiply and one add per weight and row, as for f32.
+//! `int8/` groups time int8 weights beside f32 weights on the same tier.
+//! Their rates count one multiply and one add per weight and row, as for f32.
 //! Every matmul shape is checked against the `gemm` crate before it is timed.
 
 // The package's declared MSRV predates the AVX-512 intrinsics of the peak

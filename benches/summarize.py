@@ -3,8 +3,8 @@
 
 Reads criterion's estimates under target/criterion (the mean time of the last
 run of each benchmark) and prints GFLOP/s per shape and implementation, each
-as a fraction of the measured FMA peak of one core, then the `int8/` groups:
-GOP/s of int8 and f32 weights and their ratio.
+as a fraction of the measured FMA peak of one core. A second table gives the
+`int8/` groups: GOP/s of int8 and f32 weights and their ratio.
 
 Usage: python3 benches/summarize.py [target/criterion]
 """

@@ -59,8 +59,8 @@ pub const INT8_MAX: f32 = 127.0;
 ///
 /// The scale is `max|value| / 127` and `q = round_ties_even(value / scale)`
 /// clamped to `[-127, 127]`, computed in f32, so `value ≈ q·scale`. A row of
-/// zeros, or one whose scale underflows to 0 (every value below about
-/// 1.5e-43 in magnitude), gets scale 0 and zeros. A row that contains an
+/// zeros, or one whose scale underflows to 0 (every value below 9e-44 in
+/// magnitude), gets scale 0 and zeros. A row that contains an
 /// infinity or NaN gets a NaN scale and zeros, so products with it are NaN.
 pub fn quantize_row(values: &[f32], out: &mut [i8]) -> f32 {
     assert_eq!(values.len(), out.len(), "quantised row has {} values, expected {}", out.len(), values.len());

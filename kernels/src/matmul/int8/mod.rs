@@ -3,7 +3,9 @@
 //! Scheme:
 //! - W is quantised once, symmetrically per output feature, when it is
 //!   packed (see [`super::quantize_row`]), and stores its scales and row
-//!   sums after the panels.
+//!   sums after the panels. With one scale per output feature, each output
+//!   is one exact integer sum times one float factor. NOTE: scales per
+//!   block along k might be more accurate, but were not measured.
 //! - X is quantised per row (token) in every call, once for all tiles, with
 //!   the same function on every tier, so every tier gets the same integers.
 //! - Every tier sums `Σ_k qx·qw` exactly in i32, so the sums are bitwise
@@ -357,7 +359,7 @@ pub(crate) unsafe fn tile<S: Simd, M: Int8Micro>(s: S, micro: M, job: &MatmulJob
                                 let start = accumulators.add(m * acc_len + (g * mr + r) * acc_stride + panel * NR);
                                 std::slice::from_raw_parts_mut(start, np * NR)
                             };
-                            // The microkernel stored i32 sums; each slot gets its f32 value.
+                            // The microkernel stored i32 sums, which are replaced by their f32 values.
                             for ((slot, &w_scale), &row_sum) in row.iter_mut().zip(scales).zip(sums) {
                                 let sum = slot.to_bits() as i32;
                                 *slot = dequantize(sum, offset_factor * row_sum, x_scale, w_scale);
@@ -380,8 +382,8 @@ pub(crate) unsafe fn tile<S: Simd, M: Int8Micro>(s: S, micro: M, job: &MatmulJob
     return_scratch(scratch);
 }
 
-/// Expands to a `match` on `rows` that calls `$micro::<ROWS>` for every
-/// literal row count listed.
+/// Expands to a `match` on `$rows` that invokes the macro `$call!(N)` for
+/// every listed literal row count `N`.
 macro_rules! dispatch_rows {
     ($rows:expr, $call:ident, [$($count:literal),+]) => {
         match $rows {
