@@ -63,6 +63,14 @@ pub const INT8_MAX: f32 = 127.0;
 /// magnitude), gets scale 0 and zeros. A row that contains an
 /// infinity or NaN gets a NaN scale and zeros, so products with it are NaN.
 pub fn quantize_row(values: &[f32], out: &mut [i8]) -> f32 {
+    quantize_row_inline(values, out)
+}
+
+/// [`quantize_row`], inlined so that each kernel tier compiles it with its own
+/// instructions. The operations are exactly rounded IEEE operations, so every
+/// vector width gives the same results.
+#[inline(always)]
+pub(crate) fn quantize_row_inline(values: &[f32], out: &mut [i8]) -> f32 {
     assert_eq!(values.len(), out.len(), "quantised row has {} values, expected {}", out.len(), values.len());
     let Some(max) = max_abs(values) else {
         out.fill(0);
@@ -83,6 +91,7 @@ pub fn quantize_row(values: &[f32], out: &mut [i8]) -> f32 {
 ///
 /// Eight independent maxima let the compiler vectorise the loop; the
 /// maximum does not depend on the order in which values are compared.
+#[inline(always)]
 fn max_abs(values: &[f32]) -> Option<f32> {
     let mut lanes = [0.0f32; 8];
     let mut finite = true;

@@ -209,12 +209,38 @@ unsafe fn tile_neon(job: &MatmulJob<'_>, tile: Tile) {
     unsafe { super::tile(Neon::new_unchecked(), Widening(()), job, tile) }
 }
 
+/// # Safety
+/// The CPU must support NEON.
+#[target_feature(enable = "neon")]
+unsafe fn quantize_neon(
+    x: &[f32],
+    k: usize,
+    unsigned: bool,
+    group: &mut [u8],
+    scales: &mut [f32],
+    row_buffer: &mut [i8],
+) {
+    super::quantize_group(x, k, unsigned, group, scales, row_buffer);
+}
+
 fn has_dotprod(features: &CpuFeatures) -> bool {
     features.dotprod
 }
 
-pub(crate) const DOTPROD: Int8Kernels =
-    Int8Kernels { tile: tile_dotprod, mr: DotProd::MR, unsigned: false, name: "neon-dotprod", available: has_dotprod };
+pub(crate) const DOTPROD: Int8Kernels = Int8Kernels {
+    tile: tile_dotprod,
+    mr: DotProd::MR,
+    unsigned: false,
+    name: "neon-dotprod",
+    available: has_dotprod,
+    quantize: quantize_neon,
+};
 
-pub(crate) const NEON: Int8Kernels =
-    Int8Kernels { tile: tile_neon, mr: Widening::MR, unsigned: false, name: "neon", available: always };
+pub(crate) const NEON: Int8Kernels = Int8Kernels {
+    tile: tile_neon,
+    mr: Widening::MR,
+    unsigned: false,
+    name: "neon",
+    available: always,
+    quantize: quantize_neon,
+};

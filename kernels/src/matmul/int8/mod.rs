@@ -25,8 +25,9 @@ use std::cell::Cell;
 
 use rayon::prelude::*;
 
+use super::packed::quantize_row_inline;
 use super::simd::{return_scratch, take_scratch};
-use super::{MatmulJob, NR, PackedMatrix, TileKernel, quantize_row, scalar, tiles};
+use super::{MatmulJob, NR, PackedMatrix, TileKernel, scalar, tiles};
 use crate::disjoint::DisjointOutput;
 use crate::isa::{CpuFeatures, Kernels};
 use crate::matmul::{Product, Tile};
@@ -83,15 +84,45 @@ pub(crate) struct Int8Kernels {
     pub name: &'static str,
     /// Reports whether the CPU has the features the kernel needs beyond its tier's.
     pub available: fn(&CpuFeatures) -> bool,
+    /// [`quantize_group`] compiled for the kernel's instruction set.
+    pub quantize: QuantizeKernel,
 }
+
+/// Quantises one group of X rows: `(x, k, unsigned, group, scales, row_buffer)`
+/// as in [`quantize_group`].
+///
+/// # Safety
+/// The CPU must support the instruction set the function is compiled for.
+pub(crate) type QuantizeKernel = unsafe fn(&[f32], usize, bool, &mut [u8], &mut [f32], &mut [i8]);
 
 /// Needs no feature beyond the tier's.
 pub(crate) fn always(_: &CpuFeatures) -> bool {
     true
 }
 
-pub(crate) const SCALAR: Int8Kernels =
-    Int8Kernels { tile: tile_scalar, mr: SCALAR_MR, unsigned: false, name: "scalar", available: always };
+pub(crate) const SCALAR: Int8Kernels = Int8Kernels {
+    tile: tile_scalar,
+    mr: SCALAR_MR,
+    unsigned: false,
+    name: "scalar",
+    available: always,
+    quantize: quantize_group_scalar,
+};
+
+/// [`quantize_group`] for the scalar kernel.
+///
+/// # Safety
+/// None beyond the signature; `unsafe` only to fit [`QuantizeKernel`].
+unsafe fn quantize_group_scalar(
+    x: &[f32],
+    k: usize,
+    unsigned: bool,
+    group: &mut [u8],
+    scales: &mut [f32],
+    row_buffer: &mut [i8],
+) {
+    quantize_group(x, k, unsigned, group, scales, row_buffer);
+}
 
 impl Kernels {
     /// Returns the int8 kernel of this tier: the dot-product one when the CPU has its feature.
@@ -120,12 +151,53 @@ pub(crate) fn dequantize(sum: i32, offset: i32, x_scale: f32, w_scale: f32) -> f
     sum.wrapping_sub(offset) as f32 * (x_scale * w_scale)
 }
 
+/// Quantises the rows `x` (`rows·k` values, `rows <= scales.len()`) of one
+/// group of `mr = scales.len()` rows into `group` (`mr·k4` bytes, layout in
+/// the module documentation) and `scales`, with zeros for the missing rows.
+/// `row_buffer` is scratch space of `k` values.
+#[inline(always)]
+pub(crate) fn quantize_group(
+    x: &[f32],
+    k: usize,
+    unsigned: bool,
+    group: &mut [u8],
+    scales: &mut [f32],
+    row_buffer: &mut [i8],
+) {
+    let mr = scales.len();
+    let rows = x.len() / k;
+    let flip = if unsigned { 0x80 } else { 0 };
+    for (i, scale) in scales.iter_mut().enumerate() {
+        *scale = if i < rows {
+            quantize_row_inline(&x[i * k..(i + 1) * k], row_buffer)
+        } else {
+            row_buffer.fill(0);
+            0.0
+        };
+        // Whole groups of 4 input features as one 32-bit word each.
+        let quads = row_buffer.chunks_exact(4);
+        let tail = quads.remainder();
+        for (t, quad) in quads.enumerate() {
+            let word = u32::from_le_bytes([quad[0] as u8, quad[1] as u8, quad[2] as u8, quad[3] as u8]);
+            let flipped = word ^ u32::from_le_bytes([flip; 4]);
+            group[(t * mr + i) * 4..][..4].copy_from_slice(&flipped.to_le_bytes());
+        }
+        if !tail.is_empty() {
+            let target = &mut group[(k / 4 * mr + i) * 4..][..4];
+            target.fill(flip);
+            for (byte, &q) in target.iter_mut().zip(tail) {
+                *byte = q as u8 ^ flip;
+            }
+        }
+    }
+}
+
 /// Quantises `x: [rows, k]` per row into `bytes` and `scales` in groups of
-/// `mr` rows (layout in the module documentation).
-fn quantize_input(x: &[f32], rows: usize, k: usize, mr: usize, unsigned: bool, bytes: &mut [u8], scales: &mut [f32]) {
+/// `kernels.mr` rows (layout in the module documentation).
+fn quantize_input(kernels: Int8Kernels, x: &[f32], rows: usize, k: usize, bytes: &mut [u8], scales: &mut [f32]) {
+    let mr = kernels.mr;
     let k4 = k.next_multiple_of(4);
     let group_len = mr * k4;
-    let flip = if unsigned { 0x80 } else { 0 };
     assert_eq!(bytes.len(), rows.next_multiple_of(mr) * k4, "quantised X buffer has the wrong length");
     assert_eq!(scales.len(), rows.next_multiple_of(mr), "X scale buffer has the wrong length");
     if group_len == 0 {
@@ -134,26 +206,15 @@ fn quantize_input(x: &[f32], rows: usize, k: usize, mr: usize, unsigned: bool, b
     }
     let tasks = bytes.par_chunks_mut(group_len * GROUPS_PER_TASK).zip(scales.par_chunks_mut(mr * GROUPS_PER_TASK));
     tasks.enumerate().for_each(|(task, (groups, group_scales))| {
-        let mut quantized = vec![0i8; k];
+        let mut row_buffer = vec![0i8; k];
         for (index, (group, scales)) in groups.chunks_exact_mut(group_len).zip(group_scales.chunks_mut(mr)).enumerate()
         {
-            let row0 = (task * GROUPS_PER_TASK + index) * mr;
-            for (i, scale) in scales.iter_mut().enumerate() {
-                let row = row0 + i;
-                *scale = if row < rows {
-                    quantize_row(&x[row * k..(row + 1) * k], &mut quantized)
-                } else {
-                    quantized.fill(0);
-                    0.0
-                };
-                for (t, quad) in quantized.chunks(4).enumerate() {
-                    let target = &mut group[(t * mr + i) * 4..][..4];
-                    target.fill(flip);
-                    for (byte, &q) in target.iter_mut().zip(quad) {
-                        *byte = q as u8 ^ flip;
-                    }
-                }
-            }
+            let row0 = ((task * GROUPS_PER_TASK + index) * mr).min(rows);
+            let row_end = (row0 + mr).min(rows);
+            let x_group = &x[row0 * k..row_end * k];
+            // SAFETY: `Kernels` exists only for tiers the CPU supports, and
+            // `int8_kernels` picks a quantiser only where its kernel may run.
+            unsafe { (kernels.quantize)(x_group, k, kernels.unsigned, group, scales, &mut row_buffer) };
         }
     });
 }
@@ -180,7 +241,7 @@ pub(crate) fn run(
     bytes.resize(bytes.len().max(len), 0);
     let mut scales = X_SCALES.take();
     scales.resize(scales.len().max(padded_rows), 0.0);
-    quantize_input(x, rows, k, kernels.mr, kernels.unsigned, &mut bytes[..len], &mut scales[..padded_rows]);
+    quantize_input(kernels, x, rows, k, &mut bytes[..len], &mut scales[..padded_rows]);
 
     let job = MatmulJob {
         x,

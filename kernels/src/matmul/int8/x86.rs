@@ -178,12 +178,52 @@ unsafe fn tile_avx2(job: &MatmulJob<'_>, tile: Tile) {
     unsafe { super::tile(Avx2::new_unchecked(), SignedBytes(()), job, tile) }
 }
 
+/// # Safety
+/// The CPU must support the AVX-512 tier.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn quantize_avx512(
+    x: &[f32],
+    k: usize,
+    unsigned: bool,
+    group: &mut [u8],
+    scales: &mut [f32],
+    row_buffer: &mut [i8],
+) {
+    super::quantize_group(x, k, unsigned, group, scales, row_buffer);
+}
+
+/// # Safety
+/// The CPU must support the AVX2 tier.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn quantize_avx2(
+    x: &[f32],
+    k: usize,
+    unsigned: bool,
+    group: &mut [u8],
+    scales: &mut [f32],
+    row_buffer: &mut [i8],
+) {
+    super::quantize_group(x, k, unsigned, group, scales, row_buffer);
+}
+
 fn has_vnni(features: &CpuFeatures) -> bool {
     features.avx512vnni
 }
 
-pub(crate) const VNNI: Int8Kernels =
-    Int8Kernels { tile: tile_vnni, mr: Vnni::MR, unsigned: true, name: "avx512-vnni", available: has_vnni };
+pub(crate) const VNNI: Int8Kernels = Int8Kernels {
+    tile: tile_vnni,
+    mr: Vnni::MR,
+    unsigned: true,
+    name: "avx512-vnni",
+    available: has_vnni,
+    quantize: quantize_avx512,
+};
 
-pub(crate) const AVX2: Int8Kernels =
-    Int8Kernels { tile: tile_avx2, mr: SignedBytes::MR, unsigned: false, name: "avx2", available: always };
+pub(crate) const AVX2: Int8Kernels = Int8Kernels {
+    tile: tile_avx2,
+    mr: SignedBytes::MR,
+    unsigned: false,
+    name: "avx2",
+    available: always,
+    quantize: quantize_avx2,
+};
