@@ -1,12 +1,14 @@
 //! Kernel benchmarks: matmul at the model's shapes beside the `gemm` crate and
-//! a naive loop, the FMA and `vdpbf16ps` peaks of one core, attention, and the
-//! vector kernels.
+//! a naive loop, the FMA, `vdpbf16ps` and VNNI peaks of one core, attention,
+//! and the vector kernels.
 //! Matmul, peak and attention rates are GFLOP/s, which criterion prints as
 //! Gelem/s with one element per floating-point operation. Vector kernels
 //! report the bytes they read and write per second.
 //!
 //! Run everything with `cargo bench --bench kernels`, or one group with a
-//! filter, e.g. `cargo bench --bench kernels -- matmul/197x768x768`.
+//! filter, e.g. `cargo bench --bench kernels -- matmul/197x768x768`. The
+//! `int8/` groups time int8 weights beside f32 weights on the same tier.
+//! Their rates count one multiply and one add per weight and row, as for f32.
 //! Every matmul shape is checked against the `gemm` crate before it is timed.
 
 // The package's declared MSRV predates the AVX-512 intrinsics of the peak
@@ -17,7 +19,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use jclip_kernels::{Activation, AttentionBias, AttentionParams, Epilogue, Isa, Kernels, PackedMatrix, WeightFormat};
+use jclip_kernels::{
+    Activation, AttentionBias, AttentionParams, CpuFeatures, Epilogue, Isa, Kernels, PackedMatrix, WeightFormat,
+};
 
 /// Tokens per call: one text, short batches, one image (197), long batches.
 const ROWS: [usize; 6] = [1, 16, 64, 197, 512, 1576];
@@ -137,6 +141,42 @@ fn matmul(c: &mut Criterion) {
             if m <= NAIVE_MAX_ROWS {
                 group.bench_function(BenchmarkId::new("naive", "1t"), |b| {
                     b.iter(|| naive(black_box(&x), &w, &mut y, m, n, k))
+                });
+            }
+            group.finish();
+        }
+    }
+}
+
+/// Tokens per call of the int8 comparison.
+const INT8_ROWS: [usize; 5] = [1, 16, 64, 197, 512];
+/// (N, K) of the int8 comparison: attention output, fused QKV, one GEGLU
+/// half, GEGLU down projection.
+const INT8_LAYERS: [(usize, usize); 4] = [(768, 768), (2304, 768), (3072, 768), (768, 3072)];
+
+/// Matmul with int8 weights beside f32 weights, single-threaded, on the best
+/// tier (and with the AVX2 int8 kernel too on AVX-512 CPUs).
+fn matmul_int8(c: &mut Criterion) {
+    let best = Kernels::for_isa(Isa::best_supported()).expect("the best tier is supported");
+    let avx2 = (best.isa() == Isa::Avx512).then(|| Kernels::for_isa(Isa::Avx2).expect("AVX-512 CPUs have AVX2"));
+    let single = pool(1);
+    for &m in &INT8_ROWS {
+        for &(n, k) in &INT8_LAYERS {
+            let x = values(m * k, 20);
+            let w = values(n * k, 21);
+            let f32_weights = PackedMatrix::from_f32(&w, n, k);
+            let int8_weights = PackedMatrix::from_f32_as(WeightFormat::Int8, &w, n, k);
+            let mut y = vec![0.0f32; m * n];
+            let mut group = c.benchmark_group(format!("int8/{m}x{n}x{k}"));
+            group.throughput(Throughput::Elements((2 * m * n * k) as u64));
+            let mut runs = vec![(format!("f32-{}", best.isa()), best, &f32_weights)];
+            runs.push((format!("int8-{}", best.int8_kernel_name()), best, &int8_weights));
+            if let Some(avx2) = avx2 {
+                runs.push((format!("int8-{}", avx2.int8_kernel_name()), avx2, &int8_weights));
+            }
+            for (name, kernels, packed) in runs {
+                group.bench_function(BenchmarkId::new(name, "1t"), |b| {
+                    single.install(|| b.iter(|| kernels.linear(black_box(&x), m, packed, Epilogue::default(), &mut y)))
                 });
             }
             group.finish();
@@ -279,6 +319,28 @@ mod peak {
         _mm512_reduce_add_ps(total)
     }
 
+    /// Runs `iterations × CHAINS` AVX-512 VNNI `vpdpbusd` (64 byte products
+    /// added into 16 i32 lanes each) and returns a value that depends on all of them.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F and AVX-512 VNNI.
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    pub unsafe fn dpbusd_avx512(iterations: usize) -> i32 {
+        let mut acc = [_mm512_setzero_si512(); CHAINS];
+        let a = _mm512_set1_epi32(0x0101_0101);
+        let b = _mm512_set1_epi32(0x01ff_01ff);
+        for _ in 0..iterations {
+            for chain in acc.iter_mut() {
+                *chain = _mm512_dpbusd_epi32(*chain, a, b);
+            }
+        }
+        let mut total = _mm512_setzero_si512();
+        for chain in acc {
+            total = _mm512_add_epi32(total, chain);
+        }
+        _mm512_reduce_add_epi32(total)
+    }
+
     /// As [`fma_avx512`] on 256-bit registers.
     ///
     /// # Safety
@@ -317,6 +379,12 @@ fn fma_peak(c: &mut Criterion) {
         group.throughput(Throughput::Elements((ITERATIONS * peak::CHAINS * 16 * 4) as u64));
         // SAFETY: AVX-512F and AVX-512 BF16 were detected.
         group.bench_function("dpbf16-avx512", |b| b.iter(|| unsafe { peak::dpbf16_avx512(black_box(ITERATIONS)) }));
+    }
+    if Isa::Avx512.is_supported() && CpuFeatures::detect().avx512vnni {
+        // One multiply and one add per byte product, as the int8 matmul rates count them.
+        group.throughput(Throughput::Elements((ITERATIONS * peak::CHAINS * 64 * 2) as u64));
+        // SAFETY: AVX-512F and VNNI were detected.
+        group.bench_function("vpdpbusd-avx512", |b| b.iter(|| unsafe { peak::dpbusd_avx512(black_box(ITERATIONS)) }));
     }
     if Isa::Avx2.is_supported() {
         group.throughput(Throughput::Elements((ITERATIONS * peak::CHAINS * 8 * 2) as u64));
@@ -450,6 +518,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = fma_peak, matmul, matmul_bf16, matmul_variants, attention, vector
+    targets = fma_peak, matmul, matmul_bf16, matmul_int8, matmul_variants, attention, vector
 }
 criterion_main!(benches);

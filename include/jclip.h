@@ -163,7 +163,8 @@ typedef enum jclip_precision {
      */
     JCLIP_PRECISION_BF16 = 3,
     /**
-     * int8 weights, rejected with `JCLIP_ERR_UNSUPPORTED` by this version.
+     * int8 weights with per-output-feature scales, activations quantised
+     * per token, integer dot products.
      */
     JCLIP_PRECISION_INT8 = 4,
 } jclip_precision;

@@ -106,12 +106,18 @@ pub fn convert(input: &Path, output: &Path, precision: Precision) -> Result<Conv
 fn quantization(precision: Precision) -> &'static str {
     match precision {
         Precision::F32 | Precision::F16 | Precision::BF16 => "none",
+        Precision::Int8 => {
+            "int8 weights, symmetric, one f32 scale per output feature (max|w|/127, round half to even); \
+             activations quantised per token at run time the same way"
+        }
     }
 }
 
 fn block_size(precision: Precision) -> &'static str {
     match precision {
         Precision::F32 | Precision::F16 | Precision::BF16 => "none",
+        // One scale covers a whole row of W: every input feature.
+        Precision::Int8 => "per-channel",
     }
 }
 

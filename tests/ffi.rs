@@ -314,6 +314,7 @@ fn precision_option_selects_the_weights() {
         (jclip_precision::JCLIP_PRECISION_F32, jclip::Precision::F32),
         (jclip_precision::JCLIP_PRECISION_F16, jclip::Precision::F16),
         (jclip_precision::JCLIP_PRECISION_BF16, jclip::Precision::BF16),
+        (jclip_precision::JCLIP_PRECISION_INT8, jclip::Precision::Int8),
     ] {
         let (status, model) = open_with(&jclip_options { precision: raw as u32, ..options() });
         assert_eq!(status, JCLIP_OK, "{}", last_error());
@@ -373,11 +374,6 @@ fn newer_options_need_zero_extra_fields() {
 fn bad_option_values_are_rejected() {
     let unknown_isa = CString::new("avx9000").unwrap();
     let cases = [
-        (
-            jclip_options { precision: jclip_precision::JCLIP_PRECISION_INT8 as u32, ..options() },
-            JCLIP_ERR_UNSUPPORTED,
-            "int8",
-        ),
         (jclip_options { precision: 9, ..options() }, JCLIP_ERR_INVALID_ARGUMENT, "options.precision is 9"),
         (jclip_options { truncation: 7, ..options() }, JCLIP_ERR_INVALID_ARGUMENT, "options.truncation is 7"),
         (jclip_options { isa: unknown_isa.as_ptr(), ..options() }, JCLIP_ERR_INVALID_ARGUMENT, "\"avx9000\""),

@@ -146,6 +146,7 @@ fn accuracy_floor(precision: Precision) -> (f64, f64) {
     match precision {
         Precision::F32 => (1.0 - 1e-9, 1.0 - 1e-9),
         Precision::F16 | Precision::BF16 => (0.9999, 0.9999),
+        Precision::Int8 => (0.998, 0.995),
     }
 }
 

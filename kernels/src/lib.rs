@@ -37,4 +37,7 @@ pub mod vector;
 
 pub use attention::{AttentionBias, AttentionParams};
 pub use isa::{CpuFeatures, Isa, IsaError, Kernels};
-pub use matmul::{Activation, Epilogue, PACKED_ALIGN, PackError, PackedMatrix, SharedBytes, WeightFormat};
+pub use matmul::{
+    Activation, Epilogue, INT8_MAX, INT8_MAX_K, PACKED_ALIGN, PackError, PackedMatrix, SharedBytes, WeightFormat,
+    quantize_row,
+};

@@ -9,6 +9,7 @@ use crate::activation::{self, Elementwise};
 use crate::attention::{self, AttentionJob, Task};
 use crate::convert::{self, Half};
 use crate::isa::Isa;
+use crate::matmul::int8::{self, Int8Kernels};
 use crate::matmul::{self, MatmulJob, MatmulKernels, Tile};
 use crate::{norm, rope, vector};
 
@@ -18,6 +19,11 @@ use crate::{norm, rope, vector};
 pub(crate) struct Table {
     pub isa: Isa,
     pub matmul: MatmulKernels,
+    /// The int8 matmul kernel that runs on every CPU of the tier.
+    pub matmul_int8: Int8Kernels,
+    /// A faster int8 matmul kernel for CPUs of the tier with a dot-product
+    /// feature (see [`Int8Kernels::available`]).
+    pub matmul_int8_dot: Option<Int8Kernels>,
     /// Normalises one row in place: `(row, gamma, beta, eps)`.
     pub layer_norm: unsafe fn(&mut [f32], &[f32], &[f32], f32),
     /// Softmax of one row in place.
@@ -41,6 +47,8 @@ pub(crate) static SCALAR: Table = SCALAR_TABLE;
 const SCALAR_TABLE: Table = Table {
     isa: Isa::Scalar,
     matmul: matmul::scalar::KERNELS,
+    matmul_int8: int8::SCALAR,
+    matmul_int8_dot: None,
     layer_norm: norm::layer_norm_row_scalar,
     softmax: activation::softmax_row_scalar,
     erf: activation::erf_scalar,
@@ -89,10 +97,21 @@ pub(crate) fn table(isa: Isa) -> Option<&'static Table> {
 /// Defines module `$module` with the kernels of one SIMD tier and its `TABLE`.
 ///
 /// `$token` is the tier's [`crate::simd::Simd`] type, `$features` the
-/// `#[target_feature]` list its token vouches for, and `MR`, `NP`, `VPP` the
-/// matmul register tile (rows, panels, vectors per panel).
+/// `#[target_feature]` list its token vouches for, `MR`, `NP`, `VPP` the
+/// matmul register tile (rows, panels, vectors per panel), and `int8`,
+/// `int8_dot` the tier's int8 matmul kernels.
 macro_rules! simd_tier {
-    ($module:ident, $isa:expr, $token:ty, $features:literal, MR = $mr:literal, NP = $np:literal, VPP = $vpp:literal) => {
+    (
+        $module:ident,
+        $isa:expr,
+        $token:ty,
+        $features:literal,
+        MR = $mr:literal,
+        NP = $np:literal,
+        VPP = $vpp:literal,
+        int8 = $int8:expr,
+        int8_dot = $int8_dot:expr
+    ) => {
         pub(crate) mod $module {
             use super::*;
 
@@ -187,6 +206,8 @@ macro_rules! simd_tier {
             pub(crate) const TABLE: Table = Table {
                 isa: $isa,
                 matmul: MatmulKernels { tile: matmul_tile, mr: $mr, packs_x: true, bf16_dot: None },
+                matmul_int8: $int8,
+                matmul_int8_dot: $int8_dot,
                 layer_norm,
                 softmax,
                 erf,
@@ -212,13 +233,36 @@ simd_tier!(
     "avx512f,avx512bw,avx512vl,avx2,fma,f16c",
     MR = 8,
     NP = 3,
-    VPP = 1
+    VPP = 1,
+    // AVX-512 has no `vpsignb`, so CPUs without VNNI run the AVX2 int8 kernel.
+    int8 = int8::x86::AVX2,
+    int8_dot = Some(int8::x86::VNNI)
 );
 
 // 6 rows × 1 panel (2 ymm) = 12 of the 16 ymm registers accumulate, 2 hold weights.
 #[cfg(target_arch = "x86_64")]
-simd_tier!(avx2, Isa::Avx2, crate::simd::avx2::Avx2, "avx2,fma,f16c", MR = 6, NP = 1, VPP = 2);
+simd_tier!(
+    avx2,
+    Isa::Avx2,
+    crate::simd::avx2::Avx2,
+    "avx2,fma,f16c",
+    MR = 6,
+    NP = 1,
+    VPP = 2,
+    int8 = int8::x86::AVX2,
+    int8_dot = None
+);
 
 // 6 rows × 1 panel (4 q registers) = 24 of the 32 registers accumulate, 4 hold weights.
 #[cfg(target_arch = "aarch64")]
-simd_tier!(neon, Isa::Neon, crate::simd::neon::Neon, "neon", MR = 6, NP = 1, VPP = 4);
+simd_tier!(
+    neon,
+    Isa::Neon,
+    crate::simd::neon::Neon,
+    "neon",
+    MR = 6,
+    NP = 1,
+    VPP = 4,
+    int8 = int8::aarch64::NEON,
+    int8_dot = Some(int8::aarch64::DOTPROD)
+);

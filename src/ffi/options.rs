@@ -83,7 +83,8 @@ pub enum jclip_precision {
     /// 16-bit weights: bfloat16 in the image tower (bf16 dot products where
     /// the CPU has them), IEEE half in the text tower.
     JCLIP_PRECISION_BF16 = 3,
-    /// int8 weights, rejected with `JCLIP_ERR_UNSUPPORTED` by this version.
+    /// int8 weights with per-output-feature scales, activations quantised
+    /// per token, integer dot products.
     JCLIP_PRECISION_INT8 = 4,
 }
 
@@ -101,16 +102,6 @@ impl jclip_precision {
         [JCLIP_PRECISION_AUTO, JCLIP_PRECISION_F32, JCLIP_PRECISION_F16, JCLIP_PRECISION_BF16, JCLIP_PRECISION_INT8]
             .into_iter()
             .find(|&precision| precision as u32 == value)
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            jclip_precision::JCLIP_PRECISION_AUTO => "auto",
-            jclip_precision::JCLIP_PRECISION_F32 => "f32",
-            jclip_precision::JCLIP_PRECISION_F16 => "f16",
-            jclip_precision::JCLIP_PRECISION_BF16 => "bf16",
-            jclip_precision::JCLIP_PRECISION_INT8 => "int8",
-        }
     }
 }
 
@@ -180,17 +171,7 @@ unsafe fn to_model_options(raw: &jclip_options) -> Result<ModelOptions, Failure>
         Some(jclip_precision::JCLIP_PRECISION_F32) => Some(Precision::F32),
         Some(jclip_precision::JCLIP_PRECISION_F16) => Some(Precision::F16),
         Some(jclip_precision::JCLIP_PRECISION_BF16) => Some(Precision::BF16),
-        Some(precision) => {
-            return Err(Failure::new(
-                JCLIP_ERR_UNSUPPORTED,
-                format!(
-                    "options.precision is {} ({}), which this version of jclip does not support; \
-                     use JCLIP_PRECISION_AUTO, F32, F16 or BF16",
-                    raw.precision,
-                    precision.name()
-                ),
-            ));
-        }
+        Some(jclip_precision::JCLIP_PRECISION_INT8) => Some(Precision::Int8),
         None => {
             return Err(Failure::invalid(format!(
                 "options.precision is {}; expected a jclip_precision value from 0 to 4",

@@ -82,7 +82,9 @@ pub struct PackedLayout {
 
 /// Returns the weight format called `name`.
 pub fn format_from_name(name: &str) -> Option<WeightFormat> {
-    [WeightFormat::F32, WeightFormat::F16, WeightFormat::BF16].into_iter().find(|format| format.name() == name)
+    [WeightFormat::F32, WeightFormat::F16, WeightFormat::BF16, WeightFormat::Int8]
+        .into_iter()
+        .find(|format| format.name() == name)
 }
 
 mod format_name {

@@ -21,8 +21,13 @@
 //! ascending order, whatever the tile, row group or thread it falls in, so
 //! results are bitwise reproducible for a given tier. `k` is never split
 //! across threads.
+//!
+//! Weights in [`WeightFormat::Int8`] take the integer path of [`int8`]: X is
+//! quantised per row once per call, the products are summed exactly in i32,
+//! and the sums are scaled to f32 before the same epilogue.
 
 pub(crate) mod bf16;
+pub(crate) mod int8;
 pub mod packed;
 pub(crate) mod scalar;
 pub(crate) mod simd;
@@ -33,7 +38,8 @@ use crate::activation;
 use crate::disjoint::DisjointOutput;
 use crate::isa::Kernels;
 
-pub use packed::{PACKED_ALIGN, PackError, PackedMatrix, SharedBytes, WeightFormat};
+pub use int8::INT8_MAX_K;
+pub use packed::{INT8_MAX, PACKED_ALIGN, PackError, PackedMatrix, SharedBytes, WeightFormat, quantize_row};
 
 /// Output features per packed panel, fixed by the packed format.
 pub const NR: usize = 16;
@@ -129,6 +135,8 @@ pub(crate) struct MatmulJob<'a> {
     /// [`bf16`]), when the job runs on a bf16 dot-product tile.
     pub x_pairs: Option<&'a [u32]>,
     pub x_pack_rows: usize,
+    /// X quantised for int8 weights.
+    pub x_int8: Option<int8::QuantizedInput<'a>>,
 }
 
 impl MatmulJob<'_> {
@@ -258,6 +266,8 @@ impl Kernels {
     ///
     /// # Panics
     /// If a slice length disagrees with `rows`, `w.n()` or `w.k()`.
+    /// With [`WeightFormat::Int8`] weights, X is quantised per row first
+    /// (see [`int8`](self::int8) for the scheme).
     pub fn linear(&self, x: &[f32], rows: usize, w: &PackedMatrix, epilogue: Epilogue<'_>, y: &mut [f32]) {
         check_shapes(x, rows, w, y);
         let n = w.n();
@@ -275,7 +285,7 @@ impl Kernels {
     /// (GEGLU with GELU, SwiGLU with SiLU) for `x: [rows, k]`, `y: [rows, n]`.
     ///
     /// # Panics
-    /// If the two matrices differ in shape or a slice length disagrees with them.
+    /// If the two matrices differ in shape or format, or a slice length disagrees with them.
     pub fn linear_gated(
         &self,
         x: &[f32],
@@ -288,6 +298,7 @@ impl Kernels {
         y: &mut [f32],
     ) {
         assert_eq!((gate.n(), gate.k()), (value.n(), value.k()), "gate and value matrices differ in shape");
+        assert_eq!(gate.format(), value.format(), "gate and value matrices differ in format");
         check_shapes(x, rows, gate, y);
         let n = gate.n();
         for bias in [gate_bias, value_bias].into_iter().flatten() {
@@ -298,6 +309,14 @@ impl Kernels {
     }
 
     fn run_matmul(&self, x: &[f32], rows: usize, k: usize, n: usize, product: Product<'_>, y: &mut [f32]) {
+        let format = match product {
+            Product::Linear { w, .. } => w.format(),
+            Product::Gated { gate, .. } => gate.format(),
+        };
+        if format == WeightFormat::Int8 {
+            int8::run(self.int8_kernels(), x, rows, k, n, product, y);
+            return;
+        }
         let kernels = self.table.matmul;
         let (first, second) = match product {
             Product::Linear { w, .. } => (w, None),
@@ -330,6 +349,7 @@ impl Kernels {
             x_pack: share_pack.then_some(&x_pack[..]),
             x_pairs: None,
             x_pack_rows: kernels.mr,
+            x_int8: None,
         };
         // SAFETY: `Kernels` exists only for tiers the CPU supports, and
         // `tiles` returns disjoint tiles.
@@ -369,6 +389,7 @@ impl Kernels {
             out: DisjointOutput::new(y),
             x_pack: None,
             x_pairs: Some(&x_pairs[..len]),
+            x_int8: None,
             x_pack_rows: dot.mr,
         };
         // SAFETY: as in `run_matmul`.

@@ -34,6 +34,7 @@ fn read_panel_block(w: &PackedMatrix, panel: usize, k0: usize, kc: usize, out: &
                 WeightFormat::F32 => f32::from_le_bytes([value[0], value[1], value[2], value[3]]),
                 WeightFormat::F16 => f16::from_le_bytes([value[0], value[1]]).to_f32(),
                 WeightFormat::BF16 => bf16::from_le_bytes([value[0], value[1]]).to_f32(),
+                WeightFormat::Int8 => unreachable!("int8 weights take the integer path"),
             };
         }
     }

@@ -108,7 +108,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N")]
     pub max_length: Option<usize>,
 
-    /// Weight precision: f32, f16, bf16 (default: the precision of a
+    /// Weight precision: f32, f16, bf16, int8 (default: the precision of a
     /// directory written by `jclip convert`, else f32).
     #[arg(long, value_name = "DTYPE")]
     pub dtype: Option<jclip::Precision>,

@@ -14,7 +14,7 @@ pub struct ConvertArgs {
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
 
-    /// Precision of the linear layers' weights: f32, f16, bf16.
+    /// Precision of the linear layers' weights: f32, f16, bf16, int8.
     #[arg(long, value_name = "DTYPE")]
     pub dtype: Precision,
 

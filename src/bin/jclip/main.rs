@@ -34,7 +34,7 @@ enum Command {
     Similarity(similarity::SimilarityArgs),
     /// Zero-shot classification of images against text labels.
     Classify(similarity::ClassifyArgs),
-    /// Write a model directory with packed f16, bf16 or f32 weights that load in place.
+    /// Write a model directory with packed f32, f16, bf16 or int8 weights that load in place.
     Convert(convert::ConvertArgs),
     /// Write a synthetic checkpoint with deterministic weights in the real layout.
     Synth(synth::SynthArgs),

@@ -44,7 +44,7 @@ pub struct ModelArgs {
     #[arg(long)]
     pub exif_orientation: bool,
 
-    /// Weight precision: f32, f16, bf16 (default: the precision of a
+    /// Weight precision: f32, f16, bf16, int8 (default: the precision of a
     /// directory written by `jclip convert`, else f32).
     #[arg(long, value_name = "DTYPE")]
     pub dtype: Option<Precision>,
