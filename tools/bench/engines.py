@@ -40,6 +40,7 @@ ENGINES = (
     EngineSpec("ort-int8", "ONNX Runtime int8 (dynamic)", "onnxruntime", ("--precision", "int8")),
     EngineSpec("jclip-fp32", "jclip fp32", "jclip", ("--dtype", "f32")),
     EngineSpec("jclip-bf16", "jclip bf16", "jclip", ("--dtype", "bf16")),
+    EngineSpec("jclip-int8", "jclip int8", "jclip", ("--dtype", "int8")),
 )
 REFERENCE = "pytorch-fp32"
 BASELINE = "jclip-fp32"
