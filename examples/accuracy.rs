@@ -52,7 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("texts of 512 tokens", long),
     ];
 
-    // Per group, the vectors of its inputs; and the longest token count of each text group.
+    // The vectors of each group's inputs, and the longest token count of each text group.
     type Measured = (Vec<Vec<Vec<f32>>>, Vec<usize>);
     let embed = |precision: Precision| -> Result<Measured, jclip::Error> {
         let model = Model::open(&model_dir, &ModelOptions::default().precision(precision))?;

@@ -1,6 +1,6 @@
 //! `jclip convert`: write a model directory whose weights are already packed.
 //!
-//! The output directory holds the same configuration, tokenizer and
+//! The output directory contains the same configuration, tokenizer and
 //! preprocessor files as the input, and a `model.safetensors` in the packed
 //! format of [`crate::weights::packed`]. Opening it maps the packed weights
 //! and uses them in place: no packing and no copy at load.
@@ -18,7 +18,7 @@ use crate::vision::VisionTower;
 use crate::weights::packed::PackedWriter;
 use crate::weights::{Checkpoint, SHARD_INDEX, SINGLE_FILE};
 
-/// What a conversion wrote.
+/// Summary of a finished conversion.
 #[derive(Clone, Debug)]
 pub struct ConvertSummary {
     /// The written `model.safetensors`.

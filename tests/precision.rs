@@ -1,5 +1,5 @@
-//! Lower precisions and `jclip convert`: packed files load in place and give
-//! the same vectors as packing at load; each precision stays within its
+//! Lower precisions and `jclip convert`. Packed files load in place and give
+//! the same vectors as packing at load, and each precision stays within its
 //! published accuracy on the full-size shape.
 
 mod common;
@@ -10,7 +10,7 @@ use common::{cosine, fixture, synth_model};
 use jclip::synth::{Preset, SynthDtype, SynthNaming};
 use jclip::{Error, Model, ModelOptions, Precision};
 
-/// Every precision the engine offers.
+/// Returns every precision the engine offers.
 fn precisions() -> &'static [Precision] {
     Precision::ALL
 }

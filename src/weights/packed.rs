@@ -3,7 +3,7 @@
 //! A packed checkpoint is an ordinary `model.safetensors` file, so any
 //! safetensors reader can list it. Besides the tensors of the original
 //! checkpoint that the engine reads as floats (biases, norms, embeddings),
-//! it holds every linear layer's weights already in the kernels' panel
+//! it contains every linear layer's weights already in the kernels' panel
 //! layout, as `U8` tensors named `jclip.packed/<key>`. Each of those starts
 //! at a multiple of [`PACKED_ALIGN`] bytes in the file, and the file is
 //! mapped at a page boundary, so the kernels read them in place.
@@ -39,7 +39,7 @@ use super::{TensorEntry, TensorRef};
 use crate::error::{Error, Result};
 use crate::precision::Precision;
 
-/// Version of the packed layout; a loader rejects files of another version.
+/// Version of the packed layout. The loader rejects files of another version.
 pub const FORMAT_VERSION: u32 = 1;
 /// Prefix of the packed tensors' names.
 pub const PACKED_PREFIX: &str = "jclip.packed/";
