@@ -355,12 +355,12 @@ impl Kernels {
             return;
         }
         let mut x_pairs = X_PAIRS.take();
-        let len = rows.next_multiple_of(dot.mr) * k.div_ceil(2);
+        let len = rows.next_multiple_of(dot.mr) * dot.row_words(k);
         if x_pairs.len() < len {
             x_pairs.resize(len, 0);
         }
         // SAFETY: `Kernels` exists only for tiers the CPU supports.
-        unsafe { bf16::pack_pairs(x, rows, k, dot.mr, dot.pack_group, &mut x_pairs[..len]) };
+        unsafe { bf16::pack_pairs(x, rows, k, dot, &mut x_pairs[..len]) };
         let job = MatmulJob {
             x,
             k,
