@@ -22,6 +22,7 @@
 //! results are bitwise reproducible for a given tier. `k` is never split
 //! across threads.
 
+pub(crate) mod amx;
 pub(crate) mod bf16;
 pub mod packed;
 pub(crate) mod scalar;
