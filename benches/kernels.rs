@@ -192,8 +192,9 @@ fn matmul_variants(c: &mut Criterion) {
 
 /// Rows of the bf16 comparison: one token, short batches, one image, long batches.
 const BF16_ROWS: [usize; 5] = [1, 16, 64, 197, 512];
-/// (N, K) of the bf16 comparison: attention output, one 3072-wide MLP half.
-const BF16_LAYERS: [(usize, usize); 2] = [(768, 768), (3072, 768)];
+/// (N, K) of the bf16 comparison: attention output, one 3072-wide MLP half,
+/// fused QKV, one SwiGLU half, SwiGLU down projection.
+const BF16_LAYERS: [(usize, usize); 5] = [(768, 768), (3072, 768), (2304, 768), (2048, 768), (768, 2048)];
 
 /// Matmul with f32 weights beside BF16 weights, single-threaded: on the best
 /// f32 tier (BF16 widened to f32) and, where the CPU has them, on the bf16
