@@ -106,7 +106,13 @@ fn check_against_gemm(kernels: &Kernels, m: usize, n: usize, k: usize) {
 }
 
 fn matmul(c: &mut Criterion) {
-    let best = Kernels::for_isa(Isa::best_supported()).expect("the best tier is supported");
+    // The bf16 tiers multiply f32 weights with the avx512 kernels, so the
+    // f32 rows are measured and named as avx512.
+    let best_f32 = match Isa::best_supported() {
+        Isa::Avx512Bf16 | Isa::Amx => Isa::Avx512,
+        isa => isa,
+    };
+    let best = Kernels::for_isa(best_f32).expect("the best tier is supported");
     let mut tiers = vec![best];
     if best.isa() == Isa::Avx512 {
         tiers.push(Kernels::for_isa(Isa::Avx2).expect("AVX-512 CPUs have AVX2"));
@@ -226,12 +232,14 @@ fn matmul_variants(c: &mut Criterion) {
 
 /// Rows of the bf16 comparison: one token, short batches, one image, long batches.
 const BF16_ROWS: [usize; 5] = [1, 16, 64, 197, 512];
-/// (N, K) of the bf16 comparison: attention output, one 3072-wide MLP half.
-const BF16_LAYERS: [(usize, usize); 2] = [(768, 768), (3072, 768)];
+/// (N, K) of the bf16 comparison: attention output, one 3072-wide MLP half,
+/// fused QKV, one SwiGLU half, SwiGLU down projection.
+const BF16_LAYERS: [(usize, usize); 5] = [(768, 768), (3072, 768), (2304, 768), (2048, 768), (768, 2048)];
 
 /// Matmul with f32 weights beside BF16 weights, single-threaded: on the best
-/// f32 tier (BF16 widened to f32) and, where the CPU has one, on the bf16
-/// dot-product tier. Rates count 2·M·N·K operations whatever the format.
+/// f32 tier (BF16 widened to f32) and, where the CPU has them, on the bf16
+/// dot-product tiers (`avx512bf16` with `vdpbf16ps`, `amx` with
+/// `tdpbf16ps`). Rates count 2·M·N·K operations whatever the format.
 fn matmul_bf16(c: &mut Criterion) {
     let single = pool(1);
     let tiers: Vec<Kernels> = Isa::supported()
@@ -250,7 +258,7 @@ fn matmul_bf16(c: &mut Criterion) {
             for format in [WeightFormat::F32, WeightFormat::BF16] {
                 let packed = PackedMatrix::from_f32_as(format, &w, n, k);
                 for kernels in &tiers {
-                    // The bf16 tier computes f32 weights as the f32 tier does.
+                    // The bf16 tiers compute f32 weights as the f32 tier does.
                     if kernels.bf16_dot() && format == WeightFormat::F32 {
                         continue;
                     }

@@ -69,6 +69,18 @@ pub(crate) static SCALAR_BF16_DOT: Table = Table {
     ..SCALAR_TABLE
 };
 
+/// The scalar table with the scalar twin of the AMX tier's `tdpbf16ps`.
+pub(crate) static SCALAR_AMX: Table =
+    Table { matmul: MatmulKernels { bf16_dot: Some(matmul::amx::SCALAR_TWIN), ..SCALAR_TABLE.matmul }, ..SCALAR_TABLE };
+
+/// The AVX-512 table with AMX tiles for matrices stored as BF16.
+#[cfg(target_arch = "x86_64")]
+static AMX: Table = Table {
+    isa: Isa::Amx,
+    matmul: MatmulKernels { bf16_dot: Some(matmul::amx::x86::KERNELS), ..avx512::TABLE.matmul },
+    ..avx512::TABLE
+};
+
 /// The AVX-512 table with `vdpbf16ps` for matrices stored as BF16.
 #[cfg(target_arch = "x86_64")]
 static AVX512_BF16: Table = Table {
@@ -87,6 +99,8 @@ pub(crate) fn table(isa: Isa) -> Option<&'static Table> {
         Isa::Avx512 => Some(&avx512::TABLE),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512Bf16 => Some(&AVX512_BF16),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Amx => Some(&AMX),
         #[cfg(target_arch = "aarch64")]
         Isa::Neon => Some(&neon::TABLE),
         #[allow(unreachable_patterns)]

@@ -5,16 +5,14 @@
 mod common;
 
 use common::*;
-use jclip_kernels::{Epilogue, Kernels, PackedMatrix, WeightFormat};
+use jclip_kernels::{Epilogue, Isa, Kernels, PackedMatrix, WeightFormat};
 
-/// Returns the tiers with a bf16 dot product, each with its scalar twin, and
-/// the plain scalar twin, which also emulates the instruction.
-fn dot_tiers() -> Vec<Kernels> {
-    let mut tiers: Vec<Kernels> = all_tiers().into_iter().filter(Kernels::bf16_dot).collect();
-    if let Some(first) = tiers.first() {
-        tiers.push(first.scalar_twin());
-    }
-    tiers
+/// Returns the tiers with a bf16 dot product and their scalar twins, which
+/// emulate the instructions, each with the tier whose instruction it runs.
+fn dot_tiers() -> Vec<(Isa, Kernels)> {
+    let tiers: Vec<Kernels> = all_tiers().into_iter().filter(Kernels::bf16_dot).collect();
+    let twins: Vec<(Isa, Kernels)> = tiers.iter().map(|kernels| (kernels.isa(), kernels.scalar_twin())).collect();
+    tiers.into_iter().map(|kernels| (kernels.isa(), kernels)).chain(twins).collect()
 }
 
 /// Runs `x: [1, k]` times `w: [1, k]` stored as BF16 and returns the one output.
@@ -43,9 +41,9 @@ fn activations_round_to_nearest_even() {
         (1.0 + 1.0 / 256.0 + 1.0 / 65536.0, 1.0 + 1.0 / 128.0),
         (-3.0, -3.0),
     ];
-    for kernels in dot_tiers() {
+    for (isa, kernels) in dot_tiers() {
         for (x, expected) in cases {
-            assert_eq!(dot(&kernels, &[x], &[1.0]), expected, "{} rounds {x}", kernels.isa());
+            assert_eq!(dot(&kernels, &[x], &[1.0]), expected, "{isa} rounds {x}");
         }
     }
 }
@@ -54,8 +52,7 @@ fn activations_round_to_nearest_even() {
 fn subnormals_flush_to_zero() {
     let tiny = 1e-39f32;
     assert!(tiny.is_subnormal());
-    for kernels in dot_tiers() {
-        let isa = kernels.isa();
+    for (isa, kernels) in dot_tiers() {
         // A subnormal activation is read as zero.
         assert_eq!(dot(&kernels, &[tiny], &[1e30]), 0.0, "{isa}: subnormal activation");
         // A subnormal weight is read as zero.
@@ -75,8 +72,34 @@ fn second_of_pair_added_first() {
     let big = 16_777_216.0f32;
     let x = [big, 0.0, 1.0, -big];
     let w = [1.0; 4];
-    for kernels in dot_tiers() {
-        assert_eq!(dot(&kernels, &x, &w), 1.0, "{}", kernels.isa());
+    for (isa, kernels) in dot_tiers().into_iter().filter(|&(isa, _)| isa != Isa::Amx) {
+        assert_eq!(dot(&kernels, &x, &w), 1.0, "{isa}");
+    }
+}
+
+#[test]
+fn amx_sums_first_and_second_values_apart() {
+    let big = 16_777_216.0f32;
+    // Within one instruction the first values of the pairs are summed
+    // apart from the second values: 2²⁴ + 1 rounds to 2²⁴ before −2²⁴ is
+    // added, so the first case gives 0, and 2²⁴ − 2²⁴ + 1 gives 1.
+    let cases: [(&[f32], f32); 2] = [(&[big, 0.0, 1.0, -big], 0.0), (&[big, 1.0, -big, 0.0], 1.0)];
+    // One instruction covers 16 pairs. The second adds its sum
+    // 1 − 2²⁴ (exact) to the accumulator 2²⁴ of the first.
+    let mut two_steps = vec![0.0f32; 34];
+    two_steps[0] = big;
+    (two_steps[32], two_steps[33]) = (1.0, -big);
+    // The two sums of one instruction are added before the accumulator:
+    // 2²⁴ + (1 + 1) is exact, while adding each 1 to 2²⁴ would round it away.
+    let mut ones = vec![0.0f32; 34];
+    ones[0] = big;
+    (ones[32], ones[33]) = (1.0, 1.0);
+    for (isa, kernels) in dot_tiers().into_iter().filter(|&(isa, _)| isa == Isa::Amx) {
+        for (x, expected) in cases {
+            assert_eq!(dot(&kernels, x, &[1.0; 4]), expected, "{isa}: {x:?}");
+        }
+        assert_eq!(dot(&kernels, &two_steps, &[1.0; 34]), 1.0, "{isa}: accumulator across instructions");
+        assert_eq!(dot(&kernels, &ones, &[1.0; 34]), big + 2.0, "{isa}: sums added before the accumulator");
     }
 }
 
@@ -108,6 +131,43 @@ fn dot_within_bf16_rounding_of_f32() {
                         kernels.isa()
                     );
                 }
+            }
+        }
+    }
+}
+
+#[test]
+fn amx_near_vdpbf16ps_twin() {
+    // Both round the activations alike and differ only in the order of the
+    // f32 sums, so the results stay within twice the rounding of a k-term sum.
+    let Ok(amx) = Kernels::for_isa(Isa::Amx) else {
+        return;
+    };
+    let vdpbf16ps_twin = Kernels::for_isa(Isa::Avx512Bf16).expect("the amx tier includes avx512bf16").scalar_twin();
+    let sweep = [0, 1, 3, 7, 15, 17, 31, 33, 63, 65, 127, 129];
+    let shapes = sweep
+        .iter()
+        .map(|&rows| (rows, 35, 97))
+        .chain(sweep.iter().map(|&n| (33, n, 65)))
+        .chain(sweep.iter().chain(&[255, 257, 768, 1031]).map(|&k| (19, 33, k)));
+    for (index, (rows, n, k)) in shapes.enumerate() {
+        let seed = 2000 + index as u64;
+        let x = values(rows * k, seed);
+        let w = values(n * k, seed + 1);
+        let packed = PackedMatrix::from_f32_as(WeightFormat::BF16, &w, n, k);
+        let mut got = vec![f32::NAN; rows * n];
+        let mut twin = vec![f32::NAN; rows * n];
+        amx.linear(&x, rows, &packed, Epilogue::default(), &mut got);
+        vdpbf16ps_twin.linear(&x, rows, &packed, Epilogue::default(), &mut twin);
+        for r in 0..rows {
+            for c in 0..n {
+                let magnitude: f64 = (0..k).map(|kk| (x[r * k + kk] as f64 * packed.get(c, kk) as f64).abs()).sum();
+                let tolerance = 2.0 * sum_tolerance(k, magnitude);
+                let (value, want) = (got[r * n + c] as f64, twin[r * n + c] as f64);
+                assert!(
+                    (value - want).abs() <= tolerance,
+                    "{rows}×{n}×{k} y[{r}][{c}] = {value}, vdpbf16ps twin {want} ± {tolerance}"
+                );
             }
         }
     }

@@ -62,6 +62,11 @@ fn features_imply_their_tiers() {
     if cfg!(target_arch = "x86_64") {
         assert_eq!(Isa::Avx2.is_supported(), features.avx2 && features.fma && features.f16c);
         assert_eq!(Isa::Avx512Bf16.is_supported(), Isa::Avx512.is_supported() && features.avx512bf16);
+        if Isa::Amx.is_supported() {
+            assert!(Isa::Avx512Bf16.is_supported());
+            assert!(features.amx_tile);
+            assert!(features.amx_bf16);
+        }
         assert!(!Isa::Neon.is_supported());
     }
     if cfg!(target_arch = "aarch64") {
@@ -70,6 +75,7 @@ fn features_imply_their_tiers() {
         assert!(!Isa::Avx2.is_supported());
         assert!(!Isa::Avx512.is_supported());
         assert!(!Isa::Avx512Bf16.is_supported());
+        assert!(!Isa::Amx.is_supported());
     }
 }
 
@@ -80,6 +86,6 @@ fn opt_in_tier_never_chosen_by_default() {
     assert!(!Isa::best_supported().is_opt_in());
     for isa in Isa::supported() {
         let kernels = Kernels::for_isa(isa).expect("a supported tier has kernels");
-        assert_eq!(kernels.bf16_dot(), isa == Isa::Avx512Bf16, "{isa}");
+        assert_eq!(kernels.bf16_dot(), isa == Isa::Avx512Bf16 || isa == Isa::Amx, "{isa}");
     }
 }

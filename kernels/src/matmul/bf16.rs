@@ -34,19 +34,30 @@ pub(crate) struct Bf16DotKernels {
     pub tile: TileKernel,
     /// Rows per row group of the packed activations; tiles are cut at multiples of it.
     pub mr: usize,
+    /// Pairs of one packed row are padded with zeros to a multiple of this.
+    pub pair_align: usize,
     pub pack_group: PackGroup,
+}
+
+impl Bf16DotKernels {
+    /// Returns the words of one packed row of `k` input features, padding included.
+    pub(crate) fn row_words(&self, k: usize) -> usize {
+        k.div_ceil(2).next_multiple_of(self.pair_align)
+    }
 }
 
 /// Row groups converted per parallel task.
 const GROUPS_PER_PACK_TASK: usize = 8;
 
-/// Converts `x: [rows, k]` to bf16 pairs in row groups of `mr` rows (see the
-/// module documentation), `out` holding at least `ceil(rows / mr)·mr·ceil(k / 2)` words.
+/// Converts `x: [rows, k]` to bf16 pairs in row groups of `dot.mr` rows
+/// (see the module documentation), `out` holding at least
+/// `ceil(rows / mr)·mr·dot.row_words(k)` words.
 ///
 /// # Safety
-/// The CPU must support the tier `pack_group` belongs to.
-pub(crate) unsafe fn pack_pairs(x: &[f32], rows: usize, k: usize, mr: usize, pack_group: PackGroup, out: &mut [u32]) {
-    let group_len = mr * k.div_ceil(2);
+/// The CPU must support the tier `dot` belongs to.
+pub(crate) unsafe fn pack_pairs(x: &[f32], rows: usize, k: usize, dot: Bf16DotKernels, out: &mut [u32]) {
+    let (mr, pack_group) = (dot.mr, dot.pack_group);
+    let group_len = mr * dot.row_words(k);
     if group_len == 0 {
         return;
     }
@@ -81,11 +92,11 @@ pub(crate) fn round_to_bf16(value: f32) -> u16 {
 }
 
 /// Returns a bfloat16 as f32, with a subnormal read as zero of the same sign.
-fn widen_flushed(value: u16) -> f32 {
+pub(crate) fn widen_flushed(value: u16) -> f32 {
     flush_subnormal(f32::from_bits(u32::from(value) << 16))
 }
 
-fn flush_subnormal(value: f32) -> f32 {
+pub(crate) fn flush_subnormal(value: f32) -> f32 {
     if value.is_subnormal() { f32::from_bits(value.to_bits() & 0x8000_0000) } else { value }
 }
 
@@ -101,7 +112,7 @@ fn dot_pair(acc: f32, x: u32, w: u32) -> f32 {
 ///
 /// # Safety
 /// None beyond the type's contract; the function is `unsafe` to fit [`PackGroup`].
-unsafe fn pack_group_scalar(x: &[f32], k: usize, mr: usize, out: &mut [u32]) {
+pub(crate) unsafe fn pack_group_scalar(x: &[f32], k: usize, mr: usize, out: &mut [u32]) {
     out.fill(0);
     for (i, row) in x.chunks_exact(k).enumerate() {
         for (q, pair) in row.chunks(2).enumerate() {
@@ -112,9 +123,30 @@ unsafe fn pack_group_scalar(x: &[f32], k: usize, mr: usize, out: &mut [u32]) {
     }
 }
 
+/// The bf16 dot product of one output element as an instruction computes
+/// it: `(x, panel, lane)` with `x` the row's `pairs` packed pairs and
+/// `panel` the weight panel's `pairs·NR` pairs, of which lane `lane` is used.
+pub(crate) type ElementDot = fn(&[u32], &[u32], usize) -> f32;
+
+/// Returns the `vdpbf16ps` chain of one output element.
+fn element_dot(x: &[u32], panel: &[u32], lane: usize) -> f32 {
+    let mut sum = 0.0f32;
+    for (q, &pair) in x.iter().enumerate() {
+        sum = dot_pair(sum, pair, panel[q * NR + lane]);
+    }
+    sum
+}
+
 /// Computes the raw product of the tile's rows with `w` into `acc`
-/// (`rows × panels·NR`), one [`dot_pair`] chain per element.
-fn product_scalar(job: &MatmulJob<'_>, tile: Tile, w: &PackedMatrix, x_pairs: &[u32], acc: &mut [f32]) {
+/// (`rows × panels·NR`), one `dot` per element.
+fn product_scalar(
+    job: &MatmulJob<'_>,
+    tile: Tile,
+    w: &PackedMatrix,
+    x_pairs: &[u32],
+    dot: ElementDot,
+    acc: &mut [f32],
+) {
     let pairs = job.k.div_ceil(2);
     let acc_stride = tile.panels * NR;
     for p in 0..tile.panels {
@@ -126,11 +158,7 @@ fn product_scalar(job: &MatmulJob<'_>, tile: Tile, w: &PackedMatrix, x_pairs: &[
         for r in 0..tile.rows {
             let x = &x_pairs[(tile.row0 + r) * pairs..][..pairs];
             for j in 0..NR {
-                let mut sum = 0.0f32;
-                for q in 0..pairs {
-                    sum = dot_pair(sum, x[q], panel[q * NR + j]);
-                }
-                acc[r * acc_stride + p * NR + j] = sum;
+                acc[r * acc_stride + p * NR + j] = dot(x, panel, j);
             }
         }
     }
@@ -139,16 +167,25 @@ fn product_scalar(job: &MatmulJob<'_>, tile: Tile, w: &PackedMatrix, x_pairs: &[
 /// # Safety
 /// No other task may write the tile's part of the output meanwhile.
 unsafe fn tile_scalar(job: &MatmulJob<'_>, tile: Tile) {
+    // SAFETY: the caller's contract.
+    unsafe { tile_scalar_with(job, tile, element_dot) }
+}
+
+/// Computes one tile with `dot` per element, from X packed one row per group.
+///
+/// # Safety
+/// No other task may write the tile's part of the output meanwhile.
+pub(crate) unsafe fn tile_scalar_with(job: &MatmulJob<'_>, tile: Tile, dot: ElementDot) {
     let x_pairs = job.x_pairs.expect("the bf16 dot-product tile reads X as packed pairs");
     assert_eq!(job.x_pack_rows, 1, "the scalar twin reads X packed one row per group");
     let acc_stride = tile.panels * NR;
     let (first, second) = job.matrices();
     let mut acc = vec![0.0f32; tile.rows * acc_stride];
-    product_scalar(job, tile, first, x_pairs, &mut acc);
+    product_scalar(job, tile, first, x_pairs, dot, &mut acc);
     let mut value_acc = Vec::new();
     if let Some(value) = second {
         value_acc = vec![0.0f32; tile.rows * acc_stride];
-        product_scalar(job, tile, value, x_pairs, &mut value_acc);
+        product_scalar(job, tile, value, x_pairs, dot, &mut value_acc);
     }
     // SAFETY: the caller reserved the tile's output.
     unsafe { super::scalar::finish(job, tile, &acc, &value_acc) };
@@ -156,7 +193,7 @@ unsafe fn tile_scalar(job: &MatmulJob<'_>, tile: Tile) {
 
 /// The scalar twin of the bf16 dot-product tiers.
 pub(crate) const SCALAR_TWIN: Bf16DotKernels =
-    Bf16DotKernels { tile: tile_scalar, mr: 1, pack_group: pack_group_scalar };
+    Bf16DotKernels { tile: tile_scalar, mr: 1, pair_align: 1, pack_group: pack_group_scalar };
 
 /// Reports whether every matrix of the job is stored as BF16, so the bf16
 /// dot-product tile can compute it.
@@ -364,32 +401,50 @@ pub(crate) mod avx512 {
         out.fill(0);
         let mut row_pairs = vec![0u32; pairs.next_multiple_of(16)];
         for (i, row) in x.chunks_exact(k).enumerate() {
-            for c in (0..k).step_by(32) {
-                let low = 16.min(k - c);
-                let high = (k - c).saturating_sub(16).min(16);
-                // SAFETY: the masks select values c..c + low and
-                // c + 16..c + 16 + high of the row, which exist. The row of
-                // pairs has room for 16 words at c / 2, because its length
-                // is a multiple of 16 and c / 2 < pairs. The transmute
-                // reinterprets 64 bytes of plain bits.
-                unsafe {
-                    let first = _mm512_maskz_loadu_ps(((1u32 << low) - 1) as __mmask16, row.as_ptr().add(c));
-                    let second = if high == 0 {
-                        _mm512_setzero_ps()
-                    } else {
-                        _mm512_maskz_loadu_ps(((1u32 << high) - 1) as __mmask16, row.as_ptr().add(c + 16))
-                    };
-                    let converted = _mm512_cvtne2ps_pbh(second, first);
-                    let bits = std::mem::transmute::<__m512bh, __m512i>(converted);
-                    _mm512_storeu_si512(row_pairs.as_mut_ptr().add(c / 2).cast(), bits);
-                }
-            }
+            // SAFETY: the caller's contract; `row_pairs` has room for the padded row.
+            unsafe { convert_row(row, &mut row_pairs) };
             for (q, &pair) in row_pairs[..pairs].iter().enumerate() {
                 out[q * mr + i] = pair;
             }
         }
     }
 
+    /// Converts one row of `k` values to `ceil(k / 2)` bf16 pairs with
+    /// `vcvtne2ps2bf16`, 32 values at a time, writing zeros up to the next
+    /// multiple of 16 words.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F, BW and BF16.
+    ///
+    /// # Panics
+    /// If `out` has fewer than `ceil(k / 2)` words rounded up to a multiple of 16.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c,avx512bf16")]
+    pub(crate) unsafe fn convert_row(row: &[f32], row_pairs: &mut [u32]) {
+        let k = row.len();
+        assert!(row_pairs.len() >= k.div_ceil(2).next_multiple_of(16), "row of {} words too short", row_pairs.len());
+        for c in (0..k).step_by(32) {
+            let low = 16.min(k - c);
+            let high = (k - c).saturating_sub(16).min(16);
+            // SAFETY: the masks select values c..c + low and
+            // c + 16..c + 16 + high of the row, which exist. The row of
+            // pairs has room for 16 words at c / 2, because c / 2 is a
+            // multiple of 16 below ceil(k / 2) and the row has ceil(k / 2)
+            // words rounded up to a multiple of 16. The transmute
+            // reinterprets 64 bytes of plain bits.
+            unsafe {
+                let first = _mm512_maskz_loadu_ps(((1u32 << low) - 1) as __mmask16, row.as_ptr().add(c));
+                let second = if high == 0 {
+                    _mm512_setzero_ps()
+                } else {
+                    _mm512_maskz_loadu_ps(((1u32 << high) - 1) as __mmask16, row.as_ptr().add(c + 16))
+                };
+                let converted = _mm512_cvtne2ps_pbh(second, first);
+                let bits = std::mem::transmute::<__m512bh, __m512i>(converted);
+                _mm512_storeu_si512(row_pairs.as_mut_ptr().add(c / 2).cast(), bits);
+            }
+        }
+    }
+
     /// The `avx512bf16` tier's bf16 dot-product matmul.
-    pub(crate) const KERNELS: Bf16DotKernels = Bf16DotKernels { tile, mr: MR, pack_group };
+    pub(crate) const KERNELS: Bf16DotKernels = Bf16DotKernels { tile, mr: MR, pair_align: 1, pack_group };
 }

@@ -26,6 +26,7 @@
 //! quantised per row once per call, the products are summed exactly in i32,
 //! and the sums are scaled to f32 before the same epilogue.
 
+pub(crate) mod amx;
 pub(crate) mod bf16;
 pub(crate) mod int8;
 pub mod packed;
@@ -375,12 +376,12 @@ impl Kernels {
             return;
         }
         let mut x_pairs = X_PAIRS.take();
-        let len = rows.next_multiple_of(dot.mr) * k.div_ceil(2);
+        let len = rows.next_multiple_of(dot.mr) * dot.row_words(k);
         if x_pairs.len() < len {
             x_pairs.resize(len, 0);
         }
         // SAFETY: `Kernels` exists only for tiers the CPU supports.
-        unsafe { bf16::pack_pairs(x, rows, k, dot.mr, dot.pack_group, &mut x_pairs[..len]) };
+        unsafe { bf16::pack_pairs(x, rows, k, dot, &mut x_pairs[..len]) };
         let job = MatmulJob {
             x,
             k,
