@@ -21,7 +21,7 @@
 #
 # Environment:
 #   JCLIP_CI_X86_TIERS   comma-separated tiers to require and test on x86-64
-#                        (default: scalar,avx2,avx512,avx512bf16)
+#                        (default: scalar,avx2,avx512,avx512bf16,amx)
 #   JCLIP_CI_SKIP_AARCH64=1  skip part 2, e.g. on a machine without the
 #                        cross toolchain; CI must not set it.
 set -euo pipefail
@@ -30,7 +30,7 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 shared="$(cd "$repo/.." && pwd)/shared"
 cd "$repo"
 
-x86_tiers="${JCLIP_CI_X86_TIERS:-scalar,avx2,avx512,avx512bf16}"
+x86_tiers="${JCLIP_CI_X86_TIERS:-scalar,avx2,avx512,avx512bf16,amx}"
 model_tests=(--test reference --test golden --test text_model --test image_model --test precision)
 started=$SECONDS
 
