@@ -55,7 +55,8 @@ pub enum ImageError {
     /// [`DecodeOptions::max_pixels`]: crate::preprocess::DecodeOptions::max_pixels
     #[error(
         "{input}: the image is {width}x{height} ({pixels} pixels), more than the limit of \
-         {max_pixels} pixels; downscale it first or raise DecodeOptions::max_pixels"
+         {max_pixels} pixels; downscale it first or raise the limit (--max-image-pixels on the command \
+         line, max_image_pixels in ModelOptions or jclip_options)"
     )]
     TooManyPixels {
         /// The file path or `image bytes`.

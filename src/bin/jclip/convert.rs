@@ -30,7 +30,7 @@ pub fn run(args: &ConvertArgs) -> CliResult {
     eprintln!(
         "wrote {} ({:.0} MB): {} packed matrices ({}), {} tensors copied, {} other files, in {:.1} s",
         summary.weights.display(),
-        summary.weight_bytes as f64 / (1024.0 * 1024.0),
+        summary.weight_bytes as f64 / 1e6,
         summary.matrices,
         formats.join(", "),
         summary.copied,

@@ -47,7 +47,8 @@ pub fn run(args: &EmbedArgs, matches: &ArgMatches) -> CliResult {
     let normalize = !args.no_normalize;
     let library_inputs: Vec<jclip::Input<'_>> = inputs.iter().map(|input| input.as_library_input()).collect();
     let embeddings = model.embed(&library_inputs, normalize)?;
-    log::info!("embedded {} inputs in {:.1} ms", inputs.len(), started.elapsed().as_secs_f64() * 1e3);
+    let noun = if inputs.len() == 1 { "input" } else { "inputs" };
+    log::info!("embedded {} {noun} in {:.1} ms", inputs.len(), started.elapsed().as_secs_f64() * 1e3);
 
     let labels: Vec<String> = inputs.iter().map(|input| input.label()).collect();
     let records: Vec<Record<'_>> = inputs

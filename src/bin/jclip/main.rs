@@ -38,7 +38,7 @@ enum Command {
     Convert(convert::ConvertArgs),
     /// Write a synthetic checkpoint with deterministic weights in the real layout.
     Synth(synth::SynthArgs),
-    /// Show the CPU features, the kernel tier and the defaults.
+    /// Show the CPU features and the kernel tier, and describe a model directory.
     Info(InfoArgs),
     /// Measure latency, throughput, GFLOP/s and memory on a model directory.
     Bench(bench::BenchArgs),
