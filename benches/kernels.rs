@@ -161,10 +161,16 @@ const INT8_ROWS: [usize; 5] = [1, 16, 64, 197, 512];
 const INT8_LAYERS: [(usize, usize); 4] = [(768, 768), (2304, 768), (3072, 768), (768, 3072)];
 
 /// Matmul with int8 weights beside f32 weights, single-threaded, on the best
-/// tier (and with the AVX2 int8 kernel too on AVX-512 CPUs).
+/// tier, and with the int8 kernel of the tier below too: AVX2 on AVX-512
+/// CPUs, and the AVX-512 one (VNNI) on AMX CPUs.
 fn matmul_int8(c: &mut Criterion) {
     let best = Kernels::for_isa(Isa::best_supported()).expect("the best tier is supported");
-    let avx2 = (best.isa() == Isa::Avx512).then(|| Kernels::for_isa(Isa::Avx2).expect("AVX-512 CPUs have AVX2"));
+    let lower = match best.isa() {
+        Isa::Avx512 => Some(Isa::Avx2),
+        Isa::Amx => Some(Isa::Avx512),
+        _ => None,
+    };
+    let lower = lower.map(|isa| Kernels::for_isa(isa).expect("the tiers below the best one are supported"));
     let single = pool(1);
     for &m in &INT8_ROWS {
         for &(n, k) in &INT8_LAYERS {
@@ -177,8 +183,8 @@ fn matmul_int8(c: &mut Criterion) {
             group.throughput(Throughput::Elements((2 * m * n * k) as u64));
             let mut runs = vec![(format!("f32-{}", best.isa()), best, &f32_weights)];
             runs.push((format!("int8-{}", best.int8_kernel_name()), best, &int8_weights));
-            if let Some(avx2) = avx2 {
-                runs.push((format!("int8-{}", avx2.int8_kernel_name()), avx2, &int8_weights));
+            if let Some(lower) = lower {
+                runs.push((format!("int8-{}", lower.int8_kernel_name()), lower, &int8_weights));
             }
             for (name, kernels, packed) in runs {
                 group.bench_function(BenchmarkId::new(name, "1t"), |b| {

@@ -33,9 +33,11 @@ pub enum Isa {
     Avx512Bf16,
     /// The `avx512bf16` tier plus AMX: matrices stored as
     /// [`crate::WeightFormat::BF16`] are multiplied on AMX tiles with
-    /// `tdpbf16ps`, on activations rounded to bfloat16; everything else
-    /// runs as in [`Isa::Avx512`]. Needs AMX-TILE and AMX-BF16 in CPUID and
-    /// the Linux permission to use the tile data state.
+    /// `tdpbf16ps`, on activations rounded to bfloat16, and matrices stored
+    /// as [`crate::WeightFormat::Int8`] with `tdpbssd` where the CPU has
+    /// AMX-INT8; everything else runs as in [`Isa::Avx512`]. Needs AMX-TILE
+    /// and AMX-BF16 in CPUID and the Linux permission to use the tile data
+    /// state.
     Amx,
     /// AArch64 Advanced SIMD: 4 f32 lanes.
     Neon,

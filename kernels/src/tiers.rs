@@ -21,9 +21,9 @@ pub(crate) struct Table {
     pub matmul: MatmulKernels,
     /// The int8 matmul kernel that runs on every CPU of the tier.
     pub matmul_int8: Int8Kernels,
-    /// A faster int8 matmul kernel for CPUs of the tier with a dot-product
-    /// feature (see [`Int8Kernels::available`]).
-    pub matmul_int8_dot: Option<Int8Kernels>,
+    /// Faster int8 matmul kernels for CPUs of the tier with more features,
+    /// fastest first: the first one that is [`Int8Kernels::available`] runs.
+    pub matmul_int8_dot: &'static [Int8Kernels],
     /// Normalises one row in place: `(row, gamma, beta, eps)`.
     pub layer_norm: unsafe fn(&mut [f32], &[f32], &[f32], f32),
     /// Softmax of one row in place.
@@ -48,7 +48,7 @@ const SCALAR_TABLE: Table = Table {
     isa: Isa::Scalar,
     matmul: matmul::scalar::KERNELS,
     matmul_int8: int8::SCALAR,
-    matmul_int8_dot: None,
+    matmul_int8_dot: &[],
     layer_norm: norm::layer_norm_row_scalar,
     softmax: activation::softmax_row_scalar,
     erf: activation::erf_scalar,
@@ -73,11 +73,12 @@ pub(crate) static SCALAR_BF16_DOT: Table = Table {
 pub(crate) static SCALAR_AMX: Table =
     Table { matmul: MatmulKernels { bf16_dot: Some(matmul::amx::SCALAR_TWIN), ..SCALAR_TABLE.matmul }, ..SCALAR_TABLE };
 
-/// The AVX-512 table with AMX tiles for matrices stored as BF16.
+/// The AVX-512 table with AMX tiles for matrices stored as BF16 or int8.
 #[cfg(target_arch = "x86_64")]
 static AMX: Table = Table {
     isa: Isa::Amx,
     matmul: MatmulKernels { bf16_dot: Some(matmul::amx::x86::KERNELS), ..avx512::TABLE.matmul },
+    matmul_int8_dot: &[int8::amx::KERNELS, int8::x86::VNNI],
     ..avx512::TABLE
 };
 
@@ -250,7 +251,7 @@ simd_tier!(
     VPP = 1,
     // AVX-512 has no `vpsignb`, so CPUs without VNNI run the AVX2 int8 kernel.
     int8 = int8::x86::AVX2,
-    int8_dot = Some(int8::x86::VNNI)
+    int8_dot = &[int8::x86::VNNI]
 );
 
 // 6 rows × 1 panel (2 ymm) = 12 of the 16 ymm registers accumulate, 2 hold weights.
@@ -264,7 +265,7 @@ simd_tier!(
     NP = 1,
     VPP = 2,
     int8 = int8::x86::AVX2,
-    int8_dot = None
+    int8_dot = &[]
 );
 
 // 6 rows × 1 panel (4 q registers) = 24 of the 32 registers accumulate, 4 hold weights.
@@ -278,5 +279,5 @@ simd_tier!(
     NP = 1,
     VPP = 4,
     int8 = int8::aarch64::NEON,
-    int8_dot = Some(int8::aarch64::DOTPROD)
+    int8_dot = &[int8::aarch64::DOTPROD]
 );

@@ -515,6 +515,7 @@ fn int8_kernel_names_follow_features() {
         let expected = match kernels.isa() {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
+            Isa::Amx if features.amx_int8 => "amx",
             Isa::Avx512 | Isa::Avx512Bf16 | Isa::Amx if features.avx512vnni => "avx512-vnni",
             Isa::Avx512 | Isa::Avx512Bf16 | Isa::Amx => "avx2",
             Isa::Neon if features.dotprod => "neon-dotprod",

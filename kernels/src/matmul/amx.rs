@@ -76,19 +76,19 @@ pub(crate) mod x86 {
     use crate::simd::avx512::Avx512;
 
     /// Rows of an A or C tile, and of a packed row group.
-    const MR: usize = 16;
+    pub(crate) const MR: usize = 16;
     /// Bytes of one B tile: 16 pairs × 16 lanes × 4 bytes.
-    const B_TILE_BYTES: usize = TILE_PAIRS * NR * 4;
+    pub(crate) const B_TILE_BYTES: usize = TILE_PAIRS * NR * 4;
     /// Rows and columns of the C block kept in tiles: 2 × 2 C tiles.
-    const BLOCK: usize = 2 * MR;
+    pub(crate) const BLOCK: usize = 2 * MR;
 
     /// The 64-byte tile configuration that `ldtilecfg` reads.
     #[repr(C, align(64))]
-    struct TileConfig([u8; 64]);
+    pub(crate) struct TileConfig(pub(crate) [u8; 64]);
 
     impl TileConfig {
         /// Palette 1 with all 8 tiles at 16 rows of 64 bytes.
-        fn full() -> TileConfig {
+        pub(crate) fn full() -> TileConfig {
             let mut bytes = [0u8; 64];
             bytes[0] = 1;
             for t in 0..8 {
@@ -103,7 +103,7 @@ pub(crate) mod x86 {
     /// One B tile in memory, for the zero-padded last pairs of a panel.
     #[derive(Clone, Copy)]
     #[repr(C, align(64))]
-    struct BTile([u8; B_TILE_BYTES]);
+    pub(crate) struct BTile(pub(crate) [u8; B_TILE_BYTES]);
 
     /// Loads tile `T` from 16 rows of 64 bytes at `ptr`, `stride` bytes apart.
     ///
@@ -141,21 +141,28 @@ pub(crate) mod x86 {
         unsafe { asm!("tilezero tmm{t}", t = const T, options(nomem, nostack, preserves_flags)) }
     }
 
-    /// Accumulates `tmm{C} += tmm{A} · tmm{B}` with `tdpbf16ps`.
+    /// Accumulates `tmm{C} += tmm{A} · tmm{B}`: with `tdpbssd` (signed
+    /// bytes, exact i32 sums) when `INT8`, else with `tdpbf16ps`.
     ///
     /// # Safety
     /// The tile configuration is loaded.
     #[inline(always)]
-    unsafe fn dot<const C: u8, const A: u8, const B: u8>() {
-        // SAFETY: the caller's contract; the instruction touches only tiles.
+    unsafe fn dot<const INT8: bool, const C: u8, const A: u8, const B: u8>() {
+        // SAFETY: the caller's contract; the instructions touch only tiles.
         unsafe {
-            asm!("tdpbf16ps tmm{c}, tmm{a}, tmm{b}", c = const C, a = const A, b = const B,
-                options(nomem, nostack, preserves_flags))
+            if INT8 {
+                asm!("tdpbssd tmm{c}, tmm{a}, tmm{b}", c = const C, a = const A, b = const B,
+                    options(nomem, nostack, preserves_flags))
+            } else {
+                asm!("tdpbf16ps tmm{c}, tmm{a}, tmm{b}", c = const C, a = const A, b = const B,
+                    options(nomem, nostack, preserves_flags))
+            }
         }
     }
 
     /// Computes a block of `ROWS × PANELS` C tiles (each 1 or 2) over all
-    /// pairs and stores it at `c`, row stride [`BLOCK`] floats.
+    /// pairs and stores it at `c`, row stride [`BLOCK`] values (f32, or i32
+    /// when `INT8`). With `INT8`, a pair is a group of 4 int8 values.
     ///
     /// `a` is the first A tile (its rows `a_stride` bytes apart, 16 more rows
     /// `16·a_stride` bytes later), `b[p]` the first B tile of panel `p`, and
@@ -167,7 +174,7 @@ pub(crate) mod x86 {
     /// `ceil(pairs / 16)·64` readable bytes, each `b[p]` `floor(pairs / 16)`
     /// readable B tiles, and `c` room for `ROWS·16` rows of [`BLOCK`] floats.
     #[inline(always)]
-    unsafe fn block<const ROWS: usize, const PANELS: usize>(
+    unsafe fn block<const INT8: bool, const ROWS: usize, const PANELS: usize>(
         a: *const u8,
         a_stride: usize,
         b: [*const u8; 2],
@@ -201,15 +208,15 @@ pub(crate) mod x86 {
                 if PANELS == 2 {
                     load::<7>(b_step(1), 64);
                 }
-                dot::<0, 4, 6>();
+                dot::<INT8, 0, 4, 6>();
                 if PANELS == 2 {
-                    dot::<1, 4, 7>();
+                    dot::<INT8, 1, 4, 7>();
                 }
                 if ROWS == 2 {
                     load::<5>(a_step.add(a_next), a_stride);
-                    dot::<2, 5, 6>();
+                    dot::<INT8, 2, 5, 6>();
                     if PANELS == 2 {
-                        dot::<3, 5, 7>();
+                        dot::<INT8, 3, 5, 7>();
                     }
                 }
             }
@@ -232,7 +239,7 @@ pub(crate) mod x86 {
     /// # Safety
     /// As [`block`] with `ROWS = rows`, `PANELS = panels`.
     #[inline(always)]
-    unsafe fn block_dispatch(
+    pub(crate) unsafe fn block_dispatch<const INT8: bool>(
         rows: usize,
         panels: usize,
         a: *const u8,
@@ -245,10 +252,10 @@ pub(crate) mod x86 {
         // SAFETY: the caller's contract with the sizes matched here.
         unsafe {
             match (rows, panels) {
-                (2, 2) => block::<2, 2>(a, a_stride, b, b_tail, pairs, c),
-                (2, 1) => block::<2, 1>(a, a_stride, b, b_tail, pairs, c),
-                (1, 2) => block::<1, 2>(a, a_stride, b, b_tail, pairs, c),
-                (1, 1) => block::<1, 1>(a, a_stride, b, b_tail, pairs, c),
+                (2, 2) => block::<INT8, 2, 2>(a, a_stride, b, b_tail, pairs, c),
+                (2, 1) => block::<INT8, 2, 1>(a, a_stride, b, b_tail, pairs, c),
+                (1, 2) => block::<INT8, 1, 2>(a, a_stride, b, b_tail, pairs, c),
+                (1, 1) => block::<INT8, 1, 1>(a, a_stride, b, b_tail, pairs, c),
                 _ => unreachable!("{rows}×{panels} C tiles per block"),
             }
         }
@@ -317,7 +324,7 @@ pub(crate) mod x86 {
                     // exist (asserted above), the panels hold `pairs` pairs,
                     // and the scratch has room for 2 blocks of 32 × 32 floats.
                     unsafe {
-                        block_dispatch(
+                        block_dispatch::<false>(
                             rows,
                             panels,
                             a,

@@ -36,6 +36,8 @@ use crate::simd::Simd;
 #[cfg(target_arch = "aarch64")]
 pub(crate) mod aarch64;
 #[cfg(target_arch = "x86_64")]
+pub(crate) mod amx;
+#[cfg(target_arch = "x86_64")]
 pub(crate) mod x86;
 
 /// Largest reduction length of int8 weights: `127·127·k` must fit in an i32.
@@ -125,18 +127,18 @@ unsafe fn quantize_group_scalar(
 }
 
 impl Kernels {
-    /// Returns the int8 kernel of this tier: the dot-product one when the CPU has its feature.
+    /// Returns the int8 kernel of this tier: the first faster one whose features the CPU has, else the base one.
     pub(crate) fn int8_kernels(&self) -> Int8Kernels {
-        match self.table.matmul_int8_dot {
-            Some(dot) if (dot.available)(&CpuFeatures::detect()) => dot,
-            _ => self.table.matmul_int8,
-        }
+        let features = CpuFeatures::detect();
+        let faster = self.table.matmul_int8_dot.iter().find(|kernels| (kernels.available)(&features));
+        faster.copied().unwrap_or(self.table.matmul_int8)
     }
 
     /// Returns the name of the kernel that [`Kernels::linear`] runs for
     /// [`WeightFormat::Int8`](crate::WeightFormat::Int8) weights: `scalar`, `avx2`, `avx512-vnni`,
-    /// `neon` or `neon-dotprod`. The AVX-512 tier runs `avx2` on CPUs
-    /// without VNNI.
+    /// `amx`, `neon` or `neon-dotprod`. The AVX-512 tier runs `avx2` on CPUs
+    /// without VNNI, and the AMX tier runs `avx512-vnni` or `avx2` on CPUs
+    /// without AMX-INT8.
     pub fn int8_kernel_name(&self) -> &'static str {
         self.int8_kernels().name
     }

@@ -181,7 +181,7 @@ unsafe fn tile_avx2(job: &MatmulJob<'_>, tile: Tile) {
 /// # Safety
 /// The CPU must support the AVX-512 tier.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-unsafe fn quantize_avx512(
+pub(super) unsafe fn quantize_avx512(
     x: &[f32],
     k: usize,
     unsigned: bool,

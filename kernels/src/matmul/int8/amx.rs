@@ -1,0 +1,154 @@
+//! The int8 matmul of the `amx` tier: `tdpbssd` on AMX tiles.
+//!
+//! X is quantised as signed bytes in groups of 16 rows (layout in [`super`]).
+//! Each tile first copies its rows to row-major order, with `k` rounded up
+//! to a multiple of 64 bytes by zeros, so that an A tile is 16 rows × 64
+//! bytes. A B tile is 16 consecutive groups of 4 input features of one
+//! weight panel: 1024 contiguous bytes of the packed layout, and the last
+//! partial block is copied into a zero-padded buffer. `tdpbssd` sums the
+//! products of signed bytes exactly in i32, so the sums, and after
+//! [`dequantize`] the outputs, are bitwise those of every other int8 kernel.
+
+use std::arch::asm;
+use std::cell::Cell;
+
+use super::x86::quantize_avx512;
+use super::{Int8Kernels, dequantize, quantized_input};
+use crate::isa::CpuFeatures;
+use crate::matmul::amx::x86::{B_TILE_BYTES, BLOCK, BTile, MR, TileConfig, block_dispatch};
+use crate::matmul::simd::{epilogue, return_scratch, take_scratch};
+use crate::matmul::{MatmulJob, NR, Tile};
+use crate::simd::avx512::Avx512;
+
+/// Bytes of one A tile row: 16 groups of 4 input features.
+const A_ROW_BYTES: usize = 64;
+/// Groups of 4 input features per A tile row and per B tile.
+const TILE_GROUPS: usize = A_ROW_BYTES / 4;
+
+thread_local! {
+    /// Row-major quantised X of the tiles computed on this thread, kept between tiles.
+    static X_ROWS: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Copies `row_groups` groups of `MR` quantised rows from the grouped layout
+/// (`k4` bytes per row) to row-major `out`, `stride` bytes per row with zeros
+/// from `k4` on.
+fn to_row_major(grouped: &[u8], k4: usize, row_groups: usize, stride: usize, out: &mut [u8]) {
+    for g in 0..row_groups {
+        let group = &grouped[g * MR * k4..(g + 1) * MR * k4];
+        for i in 0..MR {
+            let row = &mut out[(g * MR + i) * stride..(g * MR + i + 1) * stride];
+            for (t, quad) in row[..k4].chunks_exact_mut(4).enumerate() {
+                quad.copy_from_slice(&group[(t * MR + i) * 4..][..4]);
+            }
+            row[k4..].fill(0);
+        }
+    }
+}
+
+/// Computes one tile of an int8 job on AMX tiles, epilogue included.
+///
+/// Like the bf16 AMX tile, the tile runs in blocks of up to 32 rows × 2
+/// panels, each kept in 2 × 2 C tiles over all of `k`. The i32 sums are
+/// stored to scratch memory, converted with [`dequantize`] and passed to
+/// the f32 epilogue.
+///
+/// # Safety
+/// The CPU must support the `amx` tier and AMX-INT8 (the tier includes the
+/// operating system's permission to use the tile data state), and no other
+/// task may write the tile's part of the output meanwhile.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn tile(job: &MatmulJob<'_>, tile: Tile) {
+    // SAFETY: this function runs only where its features were detected.
+    let s = unsafe { Avx512::new_unchecked() };
+    let input = quantized_input(job, tile, MR);
+    assert!(!input.unsigned, "the AMX int8 tile reads X as signed bytes");
+    let k4 = job.k.next_multiple_of(4);
+    let groups = k4 / 4;
+    let stride = k4.next_multiple_of(A_ROW_BYTES);
+    let row_tiles = tile.rows.div_ceil(MR);
+    let mut x_rows = X_ROWS.take();
+    x_rows.resize(x_rows.len().max(row_tiles * MR * stride), 0);
+    let grouped = &input.bytes[tile.row0 * k4..(tile.row0 + row_tiles * MR) * k4];
+    to_row_major(grouped, k4, row_tiles, stride, &mut x_rows);
+
+    let (first, second) = job.matrices();
+    let matrices: Vec<_> = [Some(first), second].into_iter().flatten().collect();
+    let block_len = BLOCK * BLOCK;
+    let mut scratch = take_scratch(2 * block_len);
+    let accumulators = scratch.as_mut_ptr();
+    let full_steps = groups / TILE_GROUPS;
+    let tail_groups = groups % TILE_GROUPS;
+    let mut b_tails = [[BTile([0; B_TILE_BYTES]); 2]; 2];
+    let config = TileConfig::full();
+    // SAFETY: the CPU supports AMX and the process may use it (this
+    // function's contract), and the configuration is a valid palette 1.
+    unsafe { asm!("ldtilecfg [{0}]", in(reg) config.0.as_ptr(), options(nostack, readonly, preserves_flags)) };
+
+    for panel in (0..tile.panels).step_by(2) {
+        let panels = 2.min(tile.panels - panel);
+        let mut b = [[std::ptr::null::<u8>(); 2]; 2];
+        for (m, w) in matrices.iter().enumerate() {
+            for p in 0..panels {
+                b[m][p] = w.panel_ptr(tile.panel0 + panel + p, 0);
+                if tail_groups > 0 {
+                    let tail = w.panel_ptr(tile.panel0 + panel + p, 4 * full_steps * TILE_GROUPS);
+                    let tail_bytes = tail_groups * NR * 4;
+                    // SAFETY: the panel has `groups` groups of NR·4 bytes,
+                    // and the tail contains the last `tail_groups` of them.
+                    let source = unsafe { std::slice::from_raw_parts(tail, tail_bytes) };
+                    b_tails[m][p].0[..tail_bytes].copy_from_slice(source);
+                }
+            }
+        }
+        let col0 = (tile.panel0 + panel) * NR;
+        let cols = (panels * NR).min(job.n - col0);
+        for row_tile in (0..row_tiles).step_by(2) {
+            let rows = 2.min(row_tiles - row_tile);
+            let row0 = tile.row0 + row_tile * MR;
+            let a = x_rows[row_tile * MR * stride..].as_ptr();
+            for (m, w) in matrices.iter().enumerate() {
+                let acc = accumulators.wrapping_add(m * block_len);
+                // SAFETY: rows row_tile·16.. of the row-major X have
+                // `stride` bytes each (32 or 16 rows exist), the panels hold
+                // `groups` groups, and the scratch has room for 2 blocks of
+                // 32 × 32 values.
+                unsafe { block_dispatch::<true>(rows, panels, a, stride, b[m], &b_tails[m], groups, acc) };
+
+                // X is signed, so no row-sum offset applies.
+                let scales = &w.int8_trailer(tile.panel0 + panel).0[..panels * NR];
+                for r in 0..(rows * MR).min(tile.rows - row_tile * MR) {
+                    let x_scale = input.scales[row0 + r];
+                    // SAFETY: the row's panels·NR values lie inside block m
+                    // of the scratch, and no pointer is used to access them
+                    // while the slice lives.
+                    let row = unsafe { std::slice::from_raw_parts_mut(acc.add(r * BLOCK), panels * NR) };
+                    // The tiles stored i32 sums, which are replaced by their f32 values.
+                    for (slot, &w_scale) in row.iter_mut().zip(scales) {
+                        *slot = dequantize(slot.to_bits() as i32, 0, x_scale, w_scale);
+                    }
+                }
+            }
+            let out_rows = (rows * MR).min(tile.rows - row_tile * MR);
+            // SAFETY: the block lies in this tile, whose output the caller
+            // reserved, and the scratch holds its f32 sums.
+            unsafe {
+                let value_acc = accumulators.add(block_len);
+                epilogue(s, job, accumulators, value_acc, BLOCK, row0, out_rows, col0, cols);
+            }
+        }
+    }
+    // SAFETY: the configuration is loaded. `tilerelease` returns the tile
+    // registers and configuration to their initial state.
+    unsafe { asm!("tilerelease", options(nomem, nostack, preserves_flags)) };
+    return_scratch(scratch);
+    X_ROWS.set(x_rows);
+}
+
+fn has_amx_int8(features: &CpuFeatures) -> bool {
+    features.amx_int8
+}
+
+/// The `amx` tier's int8 matmul.
+pub(crate) const KERNELS: Int8Kernels =
+    Int8Kernels { tile, mr: MR, unsigned: false, name: "amx", available: has_amx_int8, quantize: quantize_avx512 };
