@@ -116,7 +116,10 @@ class CpuSnapshot:
 def busy_reasons(load_before, others) -> list:
     """Return why the run should not be trusted; empty when the machine was otherwise idle."""
     reasons = []
-    if load_before is not None and load_before[0] > BUSY_LOAD_BEFORE:
+    # The CPU use of other processes during the run is measured directly; the
+    # load average before it, which still counts jobs that ended minutes
+    # earlier, is the fallback where /proc/stat is unavailable.
+    if others is None and load_before is not None and load_before[0] > BUSY_LOAD_BEFORE:
         reasons.append(f"the 1-minute load average was {load_before[0]:.2f} before the run")
     if others is not None:
         if others["other_cpus"] > BUSY_OTHER_CPUS:

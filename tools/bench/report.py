@@ -35,7 +35,7 @@ def _banner(run: dict) -> list:
     reasons += run.get("busy_reasons", [])
     if not reasons:
         return []
-    return [f"> **Harness check, not a measurement.** These numbers come from {'; '.join(reasons)}. "
+    return [f"> **Harness check, not a measurement.** Reasons: {'; '.join(reasons)}. "
             "Rerun the command below on an otherwise idle machine before quoting them.", ""]
 
 
