@@ -34,7 +34,7 @@ impl<'c> Packer<'c> {
         Packer { checkpoint, precision, records: None }
     }
 
-    /// A packer that keeps a copy of every matrix for [`Packer::into_records`].
+    /// Creates a packer that keeps a copy of every matrix for [`Packer::into_records`].
     pub fn recording(checkpoint: &'c Checkpoint, precision: Precision) -> Packer<'c> {
         Packer { checkpoint, precision, records: Some(Mutex::new(Vec::new())) }
     }

@@ -56,11 +56,10 @@ impl Precision {
     ///
     /// Measured on the full-size synthetic checkpoint (BENCHMARKS.md,
     /// "Accuracy of each precision"): bf16 weights keep the image embedding
-    /// above 0.99997 cosine to f32, but the text embedding falls to 0.99983,
-    /// below the 0.9999 we promise. The text tower therefore stores IEEE
-    /// half weights under `bf16` (0.999998): the same bytes, so the same
-    /// memory and the same speed for short texts, whose matmuls are bound
-    /// by the weights' bandwidth rather than by arithmetic.
+    /// at or above 0.99993 cosine to f32 (on AMX tiles, 0.99995 widened to
+    /// f32), but the text embedding falls to 0.99983, below the 0.9999 we
+    /// promise. The text tower therefore stores IEEE half weights under
+    /// `bf16` (0.999998), which take the same memory.
     pub fn format_for(self, role: MatrixRole) -> WeightFormat {
         match (self, role.tower) {
             (Precision::F32, _) => WeightFormat::F32,
@@ -118,7 +117,7 @@ pub enum Tower {
     Vision,
 }
 
-/// What a matrix does, so a precision can keep sensitive ones wider.
+/// Role of a matrix in its tower, so a precision can keep sensitive ones wider.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MatrixRole {
     pub tower: Tower,

@@ -66,7 +66,7 @@ fn converted_directory_loads_in_place_and_matches_packing_at_load() {
             "{precision}: converted file differs from packing at load"
         );
 
-        // Asking for the file's own precision is fine; another one is an error that says what to do.
+        // Requesting the file's own precision works. Another precision is an error that names the fix.
         open(&converted, Some(precision));
         let other = precisions().iter().copied().find(|&p| p != precision).unwrap();
         match Model::open(&converted, &ModelOptions::default().precision(other)) {

@@ -57,7 +57,7 @@ const KEY_SOURCES: &str = "jclip.sources";
 /// One packed matrix of a packed checkpoint.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PackedInfo {
-    /// Name of the `U8` tensor that holds the bytes.
+    /// Name of the `U8` tensor that contains the bytes.
     pub tensor: String,
     #[serde(with = "format_name")]
     pub format: WeightFormat,
