@@ -279,5 +279,5 @@ simd_tier!(
     NP = 1,
     VPP = 4,
     int8 = int8::aarch64::NEON,
-    int8_dot = &[int8::aarch64::DOTPROD]
+    int8_dot = &[int8::aarch64::I8MM, int8::aarch64::DOTPROD]
 );
