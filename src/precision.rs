@@ -23,7 +23,7 @@ pub enum Precision {
     BF16,
     /// Signed 8-bit weights with one scale per output feature, and
     /// activations quantised per token at run time; integer dot products
-    /// summed exactly in i32 (AVX-512 VNNI, AVX2, NEON `sdot`).
+    /// summed exactly in i32 (AMX, AVX-512 VNNI, AVX2, NEON `smmla` or `sdot`).
     Int8,
 }
 

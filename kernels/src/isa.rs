@@ -391,20 +391,30 @@ impl Kernels {
 
     /// Reports whether these kernels multiply matrices stored as
     /// [`crate::WeightFormat::BF16`] with bf16 dot products, on activations
-    /// rounded to bfloat16 (round to nearest even, subnormals to zero). The
-    /// other tiers widen BF16 weights to f32 and keep the activations in f32.
+    /// rounded to bfloat16 (round to nearest even, subnormals to zero): the
+    /// `avx512bf16` and `amx` tiers, and the `neon` tier on CPUs with
+    /// FEAT_BF16 (`bfdot`). The other tiers and CPUs widen BF16 weights to
+    /// f32 and keep the activations in f32.
     pub fn bf16_dot(&self) -> bool {
-        self.table.matmul.bf16_dot.is_some()
+        self.bf16_dot_kernels().is_some()
+    }
+
+    /// Returns the tier's bf16 dot-product matmul if this CPU has its features.
+    pub(crate) fn bf16_dot_kernels(&self) -> Option<crate::matmul::bf16::Bf16DotKernels> {
+        let features = CpuFeatures::detect();
+        self.table.matmul.bf16_dot.filter(|dot| (dot.available)(&features))
     }
 
     /// Returns scalar kernels that compute what these kernels compute in
     /// plain Rust, for tests: for a bf16 dot-product tier, scalar kernels
-    /// whose BF16 matmul emulates the tier's instruction (`vdpbf16ps` or
-    /// `tdpbf16ps`), and the plain scalar kernels otherwise. Their
+    /// whose BF16 matmul emulates the tier's instruction (`vdpbf16ps`,
+    /// `tdpbf16ps` or `bfdot`), and the plain scalar kernels otherwise. Their
     /// [`Kernels::isa`] is [`Isa::Scalar`].
     pub fn scalar_twin(&self) -> Kernels {
         if self.table.isa == Isa::Amx {
             Kernels { table: &crate::tiers::SCALAR_AMX }
+        } else if self.table.isa == Isa::Neon && self.bf16_dot() {
+            Kernels { table: &crate::tiers::SCALAR_BFDOT }
         } else if self.bf16_dot() {
             Kernels { table: &crate::tiers::SCALAR_BF16_DOT }
         } else {

@@ -73,6 +73,21 @@ pub(crate) static SCALAR_BF16_DOT: Table = Table {
 pub(crate) static SCALAR_AMX: Table =
     Table { matmul: MatmulKernels { bf16_dot: Some(matmul::amx::SCALAR_TWIN), ..SCALAR_TABLE.matmul }, ..SCALAR_TABLE };
 
+/// The scalar table with the scalar twin of `bfdot`, the NEON tier's bf16
+/// dot product on CPUs with FEAT_BF16.
+pub(crate) static SCALAR_BFDOT: Table = Table {
+    matmul: MatmulKernels { bf16_dot: Some(matmul::bfdot::SCALAR_TWIN), ..SCALAR_TABLE.matmul },
+    ..SCALAR_TABLE
+};
+
+/// The NEON table with `bfdot` for matrices stored as BF16, which runs on
+/// CPUs with FEAT_BF16 (see [`matmul::bf16::Bf16DotKernels::available`]).
+#[cfg(target_arch = "aarch64")]
+static NEON: Table = Table {
+    matmul: MatmulKernels { bf16_dot: Some(matmul::bfdot::neon::KERNELS), ..neon::TABLE.matmul },
+    ..neon::TABLE
+};
+
 /// The AVX-512 table with AMX tiles for matrices stored as BF16 or int8.
 #[cfg(target_arch = "x86_64")]
 static AMX: Table = Table {
@@ -103,7 +118,7 @@ pub(crate) fn table(isa: Isa) -> Option<&'static Table> {
         #[cfg(target_arch = "x86_64")]
         Isa::Amx => Some(&AMX),
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon => Some(&neon::TABLE),
+        Isa::Neon => Some(&NEON),
         #[allow(unreachable_patterns)]
         _ => None,
     }
@@ -279,5 +294,5 @@ simd_tier!(
     NP = 1,
     VPP = 4,
     int8 = int8::aarch64::NEON,
-    int8_dot = &[int8::aarch64::DOTPROD]
+    int8_dot = &[int8::aarch64::I8MM, int8::aarch64::DOTPROD]
 );

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use jclip_kernels::{Epilogue, Isa, Kernels, PackedMatrix, WeightFormat};
+use jclip_kernels::{CpuFeatures, Epilogue, Isa, Kernels, PackedMatrix, WeightFormat};
 
 /// Returns the tiers with a bf16 dot product and their scalar twins, which
 /// emulate the instructions, each with the tier whose instruction it runs.
@@ -13,6 +13,17 @@ fn dot_tiers() -> Vec<(Isa, Kernels)> {
     let tiers: Vec<Kernels> = all_tiers().into_iter().filter(Kernels::bf16_dot).collect();
     let twins: Vec<(Isa, Kernels)> = tiers.iter().map(|kernels| (kernels.isa(), kernels.scalar_twin())).collect();
     tiers.into_iter().map(|kernels| (kernels.isa(), kernels)).chain(twins).collect()
+}
+
+/// Returns the NEON tier with `bfdot` and its scalar twin, or nothing on
+/// CPUs without FEAT_BF16. Fails when `JCLIP_REQUIRE_FEATURES` names bf16
+/// and `bfdot` does not run, so a test run meant for it never skips it.
+fn bfdot_tiers() -> Vec<(&'static str, Kernels)> {
+    let neon = Kernels::for_isa(Isa::Neon).ok().filter(Kernels::bf16_dot);
+    if required_features().iter().any(|name| name == "bf16") {
+        assert!(neon.is_some(), "bf16 is required, but the neon tier does not run bfdot here");
+    }
+    neon.into_iter().flat_map(|kernels| [("bfdot", kernels), ("scalar twin of bfdot", kernels.scalar_twin())]).collect()
 }
 
 /// Runs `x: [1, k]` times `w: [1, k]` stored as BF16 and returns the one output.
@@ -100,6 +111,78 @@ fn amx_sums_first_and_second_values_apart() {
         }
         assert_eq!(dot(&kernels, &two_steps, &[1.0; 34]), 1.0, "{isa}: accumulator across instructions");
         assert_eq!(dot(&kernels, &ones, &[1.0; 34]), big + 2.0, "{isa}: sums added before the accumulator");
+    }
+}
+
+#[test]
+fn neon_runs_bfdot_where_cpu_has_bf16() {
+    if let Ok(neon) = Kernels::for_isa(Isa::Neon) {
+        assert_eq!(neon.bf16_dot(), CpuFeatures::detect().bf16);
+    }
+}
+
+#[test]
+fn bfdot_rounds_sums_to_odd() {
+    let step = f32::EPSILON;
+    let (half_step, eighth_step) = (step / 2.0, step / 8.0);
+    // 1 + 2⁻²⁴ lies halfway between 1 and 1 + 2⁻²³. The pair's sum rounds to
+    // odd, 1 + 2⁻²³; vdpbf16ps and AMX round to nearest even and give 1.
+    let cases: [(&[f32], f32); 3] = [
+        (&[1.0, half_step], 1.0 + step),
+        // 1 − 2⁻²⁶ truncates to 1 − 2⁻²⁴, which is odd.
+        (&[1.0, 0.0, -eighth_step, 0.0], 1.0 - half_step),
+        // An exact sum stays as it is.
+        (&[1.0, 0.5, 0.25, -2.0], -0.25),
+    ];
+    for (name, kernels) in bfdot_tiers() {
+        for (x, expected) in cases {
+            let w = vec![1.0; x.len()];
+            assert_eq!(dot(&kernels, x, &w), expected, "{name}: {x:?}");
+        }
+    }
+}
+
+#[test]
+fn bfdot_special_values_match_twin() {
+    // Infinities, NaN, overflowing products, products below the normal
+    // range and cancellations: each output must be bitwise the twin's,
+    // NaN included (every NaN is the default NaN 0x7fc00000).
+    let specials =
+        [f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 3e38, -3e38, 1e-30, -1e-30, 0.0, -0.0, 1.0, -1.0, 2e-38];
+    // Finite values whose sums stay finite: products below the normal
+    // range, signed zeros and cancellations.
+    let ordinary = [1e-30, -1e-30, 0.0, -0.0, 1.0, -1.0, 2e-38, 3.5, -0.75, 1e-20, -1e-20];
+    let (rows, n, k) = (7, 17, specials.len() + 3);
+    // Rows from 4 and columns from 8 take only ordinary values, so their outputs are finite.
+    let pick = |i: usize, stride: usize, ordinary_from: usize| {
+        let set: &[f32] = if i / k >= ordinary_from { &ordinary } else { &specials };
+        set[(i * stride + i / k) % set.len()]
+    };
+    let x: Vec<f32> = (0..rows * k).map(|i| pick(i, 5, 4)).collect();
+    let w: Vec<f32> = (0..n * k).map(|i| pick(i, 7, 8)).collect();
+    let packed = PackedMatrix::from_f32_as(WeightFormat::BF16, &w, n, k);
+
+    let tiers = bfdot_tiers();
+    let Some((_, twin)) = tiers.iter().find(|&&(name, _)| name != "bfdot") else {
+        return;
+    };
+    let mut want = vec![f32::NAN; rows * n];
+    twin.linear(&x, rows, &packed, Epilogue::default(), &mut want);
+    assert!(want.iter().any(|v| v.is_nan()), "no NaN output: {want:?}");
+    assert!(want.iter().any(|v| v.is_finite()), "no finite output: {want:?}");
+
+    for (name, kernels) in &tiers {
+        let mut got = vec![0.0f32; rows * n];
+        kernels.linear(&x, rows, &packed, Epilogue::default(), &mut got);
+        for (i, (&value, &expected)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(
+                value.to_bits(),
+                expected.to_bits(),
+                "{name} y[{}][{}] = {value}, twin {expected}",
+                i / n,
+                i % n
+            );
+        }
     }
 }
 

@@ -518,6 +518,7 @@ fn int8_kernel_names_follow_features() {
             Isa::Amx if features.amx_int8 => "amx",
             Isa::Avx512 | Isa::Avx512Bf16 | Isa::Amx if features.avx512vnni => "avx512-vnni",
             Isa::Avx512 | Isa::Avx512Bf16 | Isa::Amx => "avx2",
+            Isa::Neon if features.i8mm => "neon-i8mm",
             Isa::Neon if features.dotprod => "neon-dotprod",
             Isa::Neon => "neon",
         };

@@ -26,6 +26,7 @@
 //! [`SCALAR_TWIN`] computes it in plain Rust.
 
 use super::bf16::{self, Bf16DotKernels, flush_subnormal, widen_flushed};
+use super::int8::always;
 use super::{MatmulJob, NR, Tile};
 
 /// Pairs of input features per `tdpbf16ps` (the A tile's 64 bytes per row).
@@ -59,7 +60,7 @@ unsafe fn tile_scalar(job: &MatmulJob<'_>, tile: Tile) {
 
 /// The scalar twin of the AMX tier.
 pub(crate) const SCALAR_TWIN: Bf16DotKernels =
-    Bf16DotKernels { tile: tile_scalar, mr: 1, pair_align: 1, pack_group: bf16::pack_group_scalar };
+    Bf16DotKernels { tile: tile_scalar, mr: 1, pair_align: 1, pack_group: bf16::pack_group_scalar, available: always };
 
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86 {
@@ -372,5 +373,6 @@ pub(crate) mod x86 {
     }
 
     /// The `amx` tier's bf16 matmul.
-    pub(crate) const KERNELS: Bf16DotKernels = Bf16DotKernels { tile, mr: MR, pair_align: TILE_PAIRS, pack_group };
+    pub(crate) const KERNELS: Bf16DotKernels =
+        Bf16DotKernels { tile, mr: MR, pair_align: TILE_PAIRS, pack_group, available: super::always };
 }

@@ -18,7 +18,11 @@
 
 use rayon::prelude::*;
 
-use super::{MatmulJob, NR, PackedMatrix, Tile, TileKernel, WeightFormat};
+use super::int8::always;
+use super::simd::{MAX_MR, MAX_NP, epilogue, return_scratch, take_scratch};
+use super::{KC, MatmulJob, NR, PackedMatrix, Tile, TileKernel, WeightFormat};
+use crate::isa::CpuFeatures;
+use crate::simd::Simd;
 
 /// Converts the rows of one row group to packed bf16 pairs:
 /// `(x, k, mr, out)` with `x` holding the group's rows (at most `mr`, each
@@ -37,6 +41,8 @@ pub(crate) struct Bf16DotKernels {
     /// Pairs of one packed row are padded with zeros to a multiple of this.
     pub pair_align: usize,
     pub pack_group: PackGroup,
+    /// Reports whether the CPU has the features the kernel needs beyond its tier's.
+    pub available: fn(&CpuFeatures) -> bool,
 }
 
 impl Bf16DotKernels {
@@ -193,7 +199,107 @@ pub(crate) unsafe fn tile_scalar_with(job: &MatmulJob<'_>, tile: Tile, dot: Elem
 
 /// The scalar twin of the bf16 dot-product tiers.
 pub(crate) const SCALAR_TWIN: Bf16DotKernels =
-    Bf16DotKernels { tile: tile_scalar, mr: 1, pair_align: 1, pack_group: pack_group_scalar };
+    Bf16DotKernels { tile: tile_scalar, mr: 1, pair_align: 1, pack_group: pack_group_scalar, available: always };
+
+/// The register-tiled microkernel of a bf16 dot-product tier.
+pub(crate) trait Bf16Micro: Copy {
+    /// Rows per row group of the packed activations, and rows per call at most.
+    const MR: usize;
+    /// Panels per call at most.
+    const NP: usize;
+
+    /// Sets, for `i < rows`, `p < panels` and `j < NR`,
+    /// `acc[i·acc_stride + p·NR + j]` to the instruction's dot-product chain
+    /// of row `i` of `x` with lane `j` of panel `p` over `pairs` pairs,
+    /// starting from its old value when `accumulate`, else from zero.
+    ///
+    /// # Safety
+    /// The CPU must support the kernel, `1 <= rows <= MR`,
+    /// `1 <= panels <= NP`. `x` must have `pairs·MR` readable words (pair
+    /// `q` of row `i` at `q·MR + i`), each `w[p]` for `p < panels`
+    /// `pairs·NR` readable words, and `acc` room for `rows` rows of
+    /// `panels·NR` floats at stride `acc_stride`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn run(
+        self,
+        rows: usize,
+        panels: usize,
+        x: *const u32,
+        w: &[*const u32; MAX_NP],
+        pairs: usize,
+        acc: *mut f32,
+        acc_stride: usize,
+        accumulate: bool,
+    );
+}
+
+/// Pairs per reduction block: the same [`KC`] input features as the f32 tiles.
+const BLOCK_PAIRS: usize = KC / 2;
+
+/// Computes one tile of a job whose matrices are all BF16 with microkernel
+/// `micro`, epilogue included.
+///
+/// # Safety
+/// The CPU must support `S`'s tier and `M`'s kernel, and no other task may
+/// write the tile's part of the output meanwhile.
+#[inline(always)]
+pub(crate) unsafe fn tile<S: Simd, M: Bf16Micro>(s: S, micro: M, job: &MatmulJob<'_>, tile: Tile) {
+    const { assert!(M::MR <= MAX_MR && M::NP <= MAX_NP) };
+    let pairs = job.k.div_ceil(2);
+    let x_pairs = job.x_pairs.expect("the bf16 dot-product tile reads X as packed pairs");
+    assert_eq!(job.x_pack_rows, M::MR, "X packed in groups of {} rows", job.x_pack_rows);
+    assert!(tile.row0.is_multiple_of(M::MR), "tile starts at row {}, inside a row group", tile.row0);
+    let (first, second) = job.matrices();
+    let matrices = if second.is_some() { 2 } else { 1 };
+    let groups = tile.rows.div_ceil(M::MR);
+    assert!(x_pairs.len() >= (tile.row0 + groups * M::MR) * pairs, "packed X shorter than the tile's rows");
+    let x_tile = x_pairs[tile.row0 * pairs..].as_ptr();
+    let acc_stride = tile.panels * NR;
+    let acc_len = groups * M::MR * acc_stride;
+    let mut scratch = take_scratch(matrices * acc_len);
+    let accumulators = scratch.as_mut_ptr();
+
+    // With k = 0 there is one empty block, so the epilogue still runs.
+    let blocks = pairs.div_ceil(BLOCK_PAIRS).max(1);
+    for block in 0..blocks {
+        let q0 = block * BLOCK_PAIRS;
+        let qc = BLOCK_PAIRS.min(pairs - q0);
+        let last = block + 1 == blocks;
+        for g in 0..groups {
+            let group_rows = M::MR.min(tile.rows - g * M::MR);
+            for panel in (0..tile.panels).step_by(M::NP) {
+                let np = M::NP.min(tile.panels - panel);
+                for (m, w) in [Some(first), second].into_iter().flatten().enumerate() {
+                    let mut chunk = [std::ptr::null::<u32>(); MAX_NP];
+                    for (p, pointer) in chunk.iter_mut().enumerate().take(np) {
+                        *pointer = w.panel_ptr(tile.panel0 + panel + p, 2 * q0).cast();
+                    }
+                    // SAFETY: row group g has MR words per pair from the
+                    // block's start, each panel qc·NR words from pair q0,
+                    // and the accumulator block of matrix m has room for
+                    // group_rows rows of np·NR floats.
+                    unsafe {
+                        let acc = accumulators.add(m * acc_len + g * M::MR * acc_stride + panel * NR);
+                        let x = x_tile.add(g * M::MR * pairs + q0 * M::MR);
+                        micro.run(group_rows, np, x, &chunk, qc, acc, acc_stride, block > 0);
+                    }
+                }
+                if last {
+                    let col0 = (tile.panel0 + panel) * NR;
+                    let cols = (np * NR).min(job.n - col0);
+                    // SAFETY: the block lies in this tile, whose output
+                    // the caller reserved, and the accumulators hold it.
+                    unsafe {
+                        let acc = accumulators.add(g * M::MR * acc_stride + panel * NR);
+                        let value_acc = if matrices == 2 { acc.add(acc_len) } else { acc };
+                        epilogue(s, job, acc, value_acc, acc_stride, tile.row0 + g * M::MR, group_rows, col0, cols);
+                    }
+                }
+            }
+        }
+    }
+    return_scratch(scratch);
+}
 
 /// Reports whether every matrix of the job is stored as BF16, so the bf16
 /// dot-product tile can compute it.
@@ -207,18 +313,14 @@ pub(crate) mod avx512 {
 
     use std::arch::x86_64::*;
 
-    use super::{Bf16DotKernels, MatmulJob, NR, Tile};
-    use crate::matmul::KC;
-    use crate::matmul::simd::{MAX_MR, MAX_NP, epilogue, return_scratch, take_scratch};
+    use super::{Bf16DotKernels, Bf16Micro, MatmulJob, NR, Tile, always};
+    use crate::matmul::simd::MAX_NP;
     use crate::simd::avx512::Avx512;
 
     /// Rows per microkernel call: 8 rows × 3 panels = 24 of the 32 zmm
     /// registers accumulate, 3 hold weight pairs and 1 the broadcast pair.
     const MR: usize = 8;
     const NP: usize = 3;
-
-    /// Pairs per reduction block: the same [`KC`] input features as the f32 tiles.
-    const BLOCK_PAIRS: usize = KC / 2;
 
     /// Reinterprets 64 bytes as 32 bfloat16 values.
     #[inline(always)]
@@ -277,44 +379,56 @@ pub(crate) mod avx512 {
         }
     }
 
-    /// Runs [`micro`] for `rows <= MR` and `panels <= NP` known only at run time.
-    ///
-    /// # Safety
-    /// As [`micro`] with `ROWS = rows`, `PANELS = panels`.
-    #[inline(always)]
-    unsafe fn micro_dispatch(
-        rows: usize,
-        panels: usize,
-        x: *const u32,
-        w: &[*const u32; MAX_NP],
-        pairs: usize,
-        acc: *mut f32,
-        acc_stride: usize,
-        accumulate: bool,
-    ) {
-        macro_rules! by_panels {
-            ($rows:literal) => {
-                match panels {
-                    // SAFETY: the caller's contract with the sizes matched here.
-                    1 => unsafe { micro::<$rows, 1>(x, MR, w, pairs, acc, acc_stride, accumulate) },
-                    // SAFETY: as above.
-                    2 => unsafe { micro::<$rows, 2>(x, MR, w, pairs, acc, acc_stride, accumulate) },
-                    // SAFETY: as above.
-                    3 => unsafe { micro::<$rows, 3>(x, MR, w, pairs, acc, acc_stride, accumulate) },
-                    _ => unreachable!("{panels} panels per microkernel call"),
-                }
-            };
-        }
-        match rows {
-            1 => by_panels!(1),
-            2 => by_panels!(2),
-            3 => by_panels!(3),
-            4 => by_panels!(4),
-            5 => by_panels!(5),
-            6 => by_panels!(6),
-            7 => by_panels!(7),
-            8 => by_panels!(8),
-            _ => unreachable!("{rows} rows per microkernel call"),
+    /// The `vdpbf16ps` microkernel.
+    #[derive(Clone, Copy)]
+    struct Dpbf16(());
+
+    impl Bf16Micro for Dpbf16 {
+        const MR: usize = MR;
+        const NP: usize = NP;
+
+        /// Runs [`micro`] for `rows <= MR` and `panels <= NP` known only at run time.
+        #[inline(always)]
+        unsafe fn run(
+            self,
+            rows: usize,
+            panels: usize,
+            x: *const u32,
+            w: &[*const u32; MAX_NP],
+            pairs: usize,
+            acc: *mut f32,
+            acc_stride: usize,
+            accumulate: bool,
+        ) {
+            if rows == MR && panels == NP {
+                // SAFETY: the caller's contract with the full register tile.
+                unsafe { micro::<MR, NP>(x, MR, w, pairs, acc, acc_stride, accumulate) };
+                return;
+            }
+            macro_rules! by_panels {
+                ($rows:literal) => {
+                    match panels {
+                        // SAFETY: the caller's contract with the sizes matched here.
+                        1 => unsafe { micro::<$rows, 1>(x, MR, w, pairs, acc, acc_stride, accumulate) },
+                        // SAFETY: as above.
+                        2 => unsafe { micro::<$rows, 2>(x, MR, w, pairs, acc, acc_stride, accumulate) },
+                        // SAFETY: as above.
+                        3 => unsafe { micro::<$rows, 3>(x, MR, w, pairs, acc, acc_stride, accumulate) },
+                        _ => unreachable!("{panels} panels per microkernel call"),
+                    }
+                };
+            }
+            match rows {
+                1 => by_panels!(1),
+                2 => by_panels!(2),
+                3 => by_panels!(3),
+                4 => by_panels!(4),
+                5 => by_panels!(5),
+                6 => by_panels!(6),
+                7 => by_panels!(7),
+                8 => by_panels!(8),
+                _ => unreachable!("{rows} rows per microkernel call"),
+            }
         }
     }
 
@@ -325,67 +439,9 @@ pub(crate) mod avx512 {
     /// write the tile's part of the output meanwhile.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c,avx512bf16")]
     unsafe fn tile(job: &MatmulJob<'_>, tile: Tile) {
-        const { assert!(MR <= MAX_MR && NP <= MAX_NP) };
-        // SAFETY: this function runs only where its features were detected.
-        let s = unsafe { Avx512::new_unchecked() };
-        let pairs = job.k.div_ceil(2);
-        let x_pairs = job.x_pairs.expect("the bf16 dot-product tile reads X as packed pairs");
-        assert_eq!(job.x_pack_rows, MR, "X packed in groups of {} rows", job.x_pack_rows);
-        assert!(tile.row0.is_multiple_of(MR), "tile starts at row {}, inside a row group", tile.row0);
-        let (first, second) = job.matrices();
-        let matrices = if second.is_some() { 2 } else { 1 };
-        let groups = tile.rows.div_ceil(MR);
-        assert!(x_pairs.len() >= (tile.row0 + groups * MR) * pairs, "packed X shorter than the tile's rows");
-        let x_tile = x_pairs[tile.row0 * pairs..].as_ptr();
-        let acc_stride = tile.panels * NR;
-        let acc_len = groups * MR * acc_stride;
-        let mut scratch = take_scratch(matrices * acc_len);
-        let accumulators = scratch.as_mut_ptr();
-
-        // With k = 0 there is one empty block, so the epilogue still runs.
-        let blocks = pairs.div_ceil(BLOCK_PAIRS).max(1);
-        for block in 0..blocks {
-            let q0 = block * BLOCK_PAIRS;
-            let qc = BLOCK_PAIRS.min(pairs - q0);
-            let last = block + 1 == blocks;
-            for g in 0..groups {
-                let group_rows = MR.min(tile.rows - g * MR);
-                for panel in (0..tile.panels).step_by(NP) {
-                    let np = NP.min(tile.panels - panel);
-                    for (m, w) in [Some(first), second].into_iter().flatten().enumerate() {
-                        let mut chunk = [std::ptr::null::<u32>(); MAX_NP];
-                        for (p, pointer) in chunk.iter_mut().enumerate().take(np) {
-                            *pointer = w.panel_ptr(tile.panel0 + panel + p, 2 * q0).cast();
-                        }
-                        // SAFETY: row group g has MR words per pair from the
-                        // block's start, each panel qc·NR words from pair q0,
-                        // and the accumulator block of matrix m has room for
-                        // group_rows rows of np·NR floats.
-                        unsafe {
-                            let acc = accumulators.add(m * acc_len + g * MR * acc_stride + panel * NR);
-                            let x = x_tile.add(g * MR * pairs + q0 * MR);
-                            if group_rows == MR && np == NP {
-                                micro::<MR, NP>(x, MR, &chunk, qc, acc, acc_stride, block > 0);
-                            } else {
-                                micro_dispatch(group_rows, np, x, &chunk, qc, acc, acc_stride, block > 0);
-                            }
-                        }
-                    }
-                    if last {
-                        let col0 = (tile.panel0 + panel) * NR;
-                        let cols = (np * NR).min(job.n - col0);
-                        // SAFETY: the block lies in this tile, whose output
-                        // the caller reserved, and the accumulators hold it.
-                        unsafe {
-                            let acc = accumulators.add(g * MR * acc_stride + panel * NR);
-                            let value_acc = if matrices == 2 { acc.add(acc_len) } else { acc };
-                            epilogue(s, job, acc, value_acc, acc_stride, tile.row0 + g * MR, group_rows, col0, cols);
-                        }
-                    }
-                }
-            }
-        }
-        return_scratch(scratch);
+        // SAFETY: this function runs only where its features were detected,
+        // and the caller reserved the tile's output.
+        unsafe { super::tile(Avx512::new_unchecked(), Dpbf16(()), job, tile) }
     }
 
     /// Converts one row group to bf16 pairs with `vcvtne2ps2bf16`, 32 values at a time.
@@ -446,5 +502,6 @@ pub(crate) mod avx512 {
     }
 
     /// The `avx512bf16` tier's bf16 dot-product matmul.
-    pub(crate) const KERNELS: Bf16DotKernels = Bf16DotKernels { tile, mr: MR, pair_align: 1, pack_group };
+    pub(crate) const KERNELS: Bf16DotKernels =
+        Bf16DotKernels { tile, mr: MR, pair_align: 1, pack_group, available: always };
 }

@@ -28,6 +28,7 @@
 
 pub(crate) mod amx;
 pub(crate) mod bf16;
+pub(crate) mod bfdot;
 pub(crate) mod int8;
 pub mod packed;
 pub(crate) mod scalar;
@@ -175,7 +176,8 @@ pub(crate) struct MatmulKernels {
     /// Whether the tile reads X packed in row groups of `mr` rows.
     pub packs_x: bool,
     /// The tier's bf16 dot-product matmul, which replaces `tile` when every
-    /// matrix of a call is stored as BF16.
+    /// matrix of a call is stored as BF16 and the CPU has the kernel's
+    /// features ([`bf16::Bf16DotKernels::available`]).
     pub bf16_dot: Option<bf16::Bf16DotKernels>,
 }
 
@@ -323,7 +325,7 @@ impl Kernels {
             Product::Linear { w, .. } => (w, None),
             Product::Gated { gate, value, .. } => (gate, Some(value)),
         };
-        if let Some(dot) = kernels.bf16_dot.filter(|_| bf16::all_bf16(first, second)) {
+        if let Some(dot) = self.bf16_dot_kernels().filter(|_| bf16::all_bf16(first, second)) {
             self.run_bf16_dot(dot, x, rows, k, n, product, y);
             return;
         }

@@ -29,6 +29,17 @@ pub fn simd_tiers() -> Vec<Kernels> {
         .collect()
 }
 
+/// Returns the CPU features that `JCLIP_REQUIRE_FEATURES` names
+/// (comma-separated, lower case), which the test run must find and use.
+pub fn required_features() -> Vec<String> {
+    std::env::var("JCLIP_REQUIRE_FEATURES")
+        .unwrap_or_default()
+        .split(',')
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
 /// Returns every supported tier, scalar first.
 pub fn all_tiers() -> Vec<Kernels> {
     Isa::supported().into_iter().map(|isa| Kernels::for_isa(isa).expect("a supported tier has kernels")).collect()

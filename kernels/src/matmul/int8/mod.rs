@@ -136,7 +136,7 @@ impl Kernels {
 
     /// Returns the name of the kernel that [`Kernels::linear`] runs for
     /// [`WeightFormat::Int8`](crate::WeightFormat::Int8) weights: `scalar`, `avx2`, `avx512-vnni`,
-    /// `amx`, `neon` or `neon-dotprod`. The AVX-512 tier runs `avx2` on CPUs
+    /// `amx`, `neon`, `neon-dotprod` or `neon-i8mm`. The AVX-512 tier runs `avx2` on CPUs
     /// without VNNI, and the AMX tier runs `avx512-vnni` or `avx2` on CPUs
     /// without AMX-INT8.
     pub fn int8_kernel_name(&self) -> &'static str {
