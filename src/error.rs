@@ -54,7 +54,7 @@ pub enum Error {
 
     /// A text is longer than the token limit and truncation is off.
     #[error(
-        "text {index} has {tokens} tokens, more than the limit of {limit}; raise the limit (--max-length) or allow truncation"
+        "text {index} has {tokens} tokens, more than the limit of {limit}; raise the limit (--max-length) or allow truncation (--truncate right)"
     )]
     InputTooLong { index: usize, tokens: usize, limit: usize },
 

@@ -59,6 +59,15 @@ impl Model {
     /// `preprocessor_config.json` when present (else the CLIP defaults).
     pub fn open(dir: impl AsRef<Path>, options: &ModelOptions) -> Result<Model> {
         let dir = dir.as_ref().to_path_buf();
+        if dir.exists() && !dir.is_dir() {
+            return Err(Error::InvalidOption {
+                name: "model",
+                value: dir.display().to_string(),
+                reason: "is a file, not a directory; give the model directory, which holds config.json, \
+                         model.safetensors and tokenizer.json"
+                    .into(),
+            });
+        }
         if !dir.is_dir() {
             return Err(Error::MissingFile {
                 path: dir,

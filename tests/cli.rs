@@ -173,3 +173,55 @@ fn synth_writes_a_loadable_model() {
     let info = jclip(&["info", "--model", path(out.path())]);
     assert!(stdout(&info).contains("image tower: 2 blocks, width 96"));
 }
+
+#[test]
+fn synth_refuses_a_directory_with_files_unless_forced() {
+    let out = tempfile::tempdir().unwrap();
+    let config = out.path().join("config.json");
+    std::fs::write(&config, "{\"kept\": true}").unwrap();
+    let output = jclip(&["synth", "--preset", "tiny", "--out", path(out.path())]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not empty"), "{stderr}");
+    assert!(stderr.contains("--force"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "{\"kept\": true}", "the file was left alone");
+
+    let output = jclip(&["synth", "--preset", "tiny", "--out", path(out.path()), "--force"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(out.path().join("model.safetensors").is_file());
+}
+
+#[test]
+fn input_errors_name_the_file_and_the_flag() {
+    let dir = synth_model(Preset::Tiny, SynthNaming::Flash, SynthDtype::F32);
+    let scratch = tempfile::tempdir().unwrap();
+    let empty = scratch.path().join("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    let output = jclip(&["embed", "--model", path(dir.path()), "--texts-file", path(&empty)]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("empty.txt held no lines"), "{stderr}");
+
+    let latin1 = scratch.path().join("latin1.txt");
+    std::fs::write(&latin1, b"caf\xe9\n").unwrap();
+    let output = jclip(&["embed", "--model", path(dir.path()), "--texts-file", path(&latin1)]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("line 1"), "{stderr}");
+    assert!(stderr.contains("iconv"), "{stderr}");
+
+    let output = jclip(&["embed", "--model", path(dir.path()), "--texts-file", "-", "--images-file", "-"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("stdin can be read once"), "{stderr}");
+
+    let output = jclip(&["embed", "--model", path(&latin1), "--text", "x"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("is a file, not a directory"), "{stderr}");
+
+    let output = jclip(&["embed", "--model", path(dir.path()), "--max-length", "1", "--text", "x"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("invalid option --max-length = 1"), "{stderr}");
+}

@@ -36,7 +36,7 @@ pub struct EmbedArgs {
 pub fn run(args: &EmbedArgs, matches: &ArgMatches) -> CliResult {
     let inputs = args.inputs.collect(matches)?;
     if inputs.is_empty() {
-        return Err("nothing to embed: give --text, --texts-file, --image or --images-file".into());
+        return Err(args.inputs.nothing_given().into());
     }
     if args.format == Format::Npy && args.output.is_none() && std::io::stdout().is_terminal() {
         return Err("--format npy writes binary data; redirect stdout or give --output FILE".into());

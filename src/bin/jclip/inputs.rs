@@ -61,6 +61,14 @@ pub struct InputArgs {
 impl InputArgs {
     /// Collects every input in command-line order; files expand in place.
     pub fn collect(&self, matches: &ArgMatches) -> Result<Vec<Input>, String> {
+        let stdin = Path::new("-");
+        let stdin_readers = self.texts_files.iter().chain(&self.images_files).filter(|path| *path == stdin).count();
+        if stdin_readers > 1 {
+            return Err(format!(
+                "{stdin_readers} list files read stdin (\"-\"), but stdin can be read once; \
+                 give at most one --texts-file - or --images-file -"
+            ));
+        }
         let indices = |id: &str| matches.indices_of(id).map(|i| i.collect::<Vec<_>>()).unwrap_or_default();
         let mut positioned: Vec<(usize, Vec<Input>)> = Vec::new();
         for (text, index) in self.texts.iter().zip(indices("texts")) {
@@ -87,18 +95,39 @@ impl InputArgs {
     }
 }
 
+impl InputArgs {
+    /// Explains why no input was collected: no option given, or list files without entries.
+    pub fn nothing_given(&self) -> String {
+        let files: Vec<String> =
+            self.texts_files.iter().chain(&self.images_files).map(|p| p.display().to_string()).collect();
+        if files.is_empty() {
+            "nothing to embed: give --text, --texts-file, --image or --images-file".into()
+        } else {
+            format!("nothing to embed: {} held no lines; give a file with one input per line", files.join(", "))
+        }
+    }
+}
+
 /// Reads a file with one entry per line (`-` reads stdin). Every line is an
 /// entry, empty lines included; a final newline does not start another line.
 pub fn read_lines(path: &Path) -> Result<Vec<String>, String> {
-    let mut content = String::new();
+    let mut bytes = Vec::new();
     let read = if path == Path::new("-") {
-        std::io::stdin().read_to_string(&mut content).map(|_| ())
+        std::io::stdin().read_to_end(&mut bytes).map(|_| ())
     } else {
-        std::fs::File::open(path).and_then(|mut file| file.read_to_string(&mut content).map(|_| ()))
+        std::fs::File::open(path).and_then(|mut file| file.read_to_end(&mut bytes).map(|_| ()))
     };
-    read.map_err(|e| match e.kind() {
-        std::io::ErrorKind::InvalidData => format!("{} is not valid UTF-8 text", path.display()),
-        _ => format!("failed to read {}: {e}", path.display()),
+    read.map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+    let content = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let before = &e.as_bytes()[..at];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = at - before.iter().rposition(|&b| b == b'\n').map_or(0, |newline| newline + 1) + 1;
+        format!(
+            "{} is not valid UTF-8 text (line {line}, byte {column} of the line); \
+             convert it first, e.g. `iconv -f LATIN1 -t UTF-8 FILE > FILE.utf8` for a Latin-1 file",
+            path.display()
+        )
     })?;
     if content.is_empty() {
         return Ok(Vec::new());
@@ -110,6 +139,18 @@ pub fn read_lines(path: &Path) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invalid_utf8_is_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latin1.txt");
+        std::fs::write(&path, b"caf\xe9\nna\xefve\n").unwrap();
+        let message = read_lines(&path).unwrap_err();
+        assert!(message.contains("line 1, byte 4 of the line"), "{message}");
+        std::fs::write(&path, b"ok\nna\xefve\n").unwrap();
+        let message = read_lines(&path).unwrap_err();
+        assert!(message.contains("line 2, byte 3 of the line"), "{message}");
+    }
 
     #[test]
     fn lines_keep_empty_inputs() {

@@ -78,7 +78,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            let mut message = format!("error: {error}");
+            let mut message = format!("error: {}", with_flag_names(error.as_ref()));
             let mut source = std::error::Error::source(error.as_ref());
             while let Some(cause) = source {
                 // Library errors already include their source in the message.
@@ -96,6 +96,21 @@ fn main() -> ExitCode {
 
 /// The error type of every subcommand.
 type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// Returns the message of `error`, naming the command-line flag where the
+/// library names one of its options (`max_length` is `--max-length`).
+fn with_flag_names(error: &(dyn std::error::Error + Send + Sync + 'static)) -> String {
+    if let Some(jclip::Error::InvalidOption { name, value, reason }) = error.downcast_ref::<jclip::Error>() {
+        let flag = match *name {
+            "precision" => "dtype",
+            "max_length" => "max-length",
+            "batch_tokens" => "batch-tokens",
+            other => other,
+        };
+        return format!("invalid option --{flag} = {value}: {reason}");
+    }
+    error.to_string()
+}
 
 fn info(args: &InfoArgs) -> CliResult {
     let detected = jclip::Isa::best_supported();

@@ -56,6 +56,10 @@ pub struct SynthArgs {
     /// Tensor naming of the text tower.
     #[arg(long, value_enum, default_value_t = NamingArg::Flash)]
     pub names: NamingArg,
+
+    /// Write into --out even if it contains files; files of the same names are replaced.
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(args: &SynthArgs) -> CliResult {
@@ -78,6 +82,18 @@ pub fn run(args: &SynthArgs) -> CliResult {
             NamingArg::BareText => SynthNaming::BareText,
         },
     };
+    if !args.force && args.out.exists() {
+        let mut entries = std::fs::read_dir(&args.out)
+            .map_err(|e| format!("--out {} is not a directory that can be read: {e}", args.out.display()))?;
+        if entries.next().is_some() {
+            return Err(format!(
+                "--out {} is not empty; random weights would replace any model there. \
+                 Choose a new or empty directory, or add --force to write into it",
+                args.out.display()
+            )
+            .into());
+        }
+    }
     let started = Instant::now();
     write_model_dir(&args.out, &options)?;
     log::info!("wrote {} in {:.1} s", args.out.display(), started.elapsed().as_secs_f64());
