@@ -122,9 +122,9 @@ pub(crate) mod neon {
 
     use super::{Bf16DotKernels, MatmulJob, Tile, bf16};
     use crate::isa::CpuFeatures;
-    use crate::matmul::NR;
     use crate::matmul::bf16::Bf16Micro;
     use crate::matmul::simd::MAX_NP;
+    use crate::matmul::{NR, dispatch_rows};
     use crate::simd::neon::Neon;
 
     /// Rows per microkernel call: 6 rows × 1 panel (4 q registers) = 24 of
@@ -248,15 +248,7 @@ pub(crate) mod neon {
                     unsafe { self.micro::<$rows>(x, w[0], pairs, acc, acc_stride, accumulate) }
                 }};
             }
-            match rows {
-                1 => call!(1),
-                2 => call!(2),
-                3 => call!(3),
-                4 => call!(4),
-                5 => call!(5),
-                6 => call!(6),
-                _ => unreachable!("{rows} rows per bfdot microkernel call"),
-            }
+            dispatch_rows!(rows, call, [1, 2, 3, 4, 5, 6])
         }
     }
 

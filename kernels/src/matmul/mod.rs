@@ -418,6 +418,19 @@ unsafe fn run_tiles(tile: TileKernel, job: &MatmulJob<'_>, tiles: Vec<Tile>) {
     }
 }
 
+/// Expands to a `match` on `$rows` that invokes the macro `$call!(N)` for
+/// every listed literal row count `N`, so a microkernel runs with the row
+/// count as a constant.
+macro_rules! dispatch_rows {
+    ($rows:expr, $call:ident, [$($count:literal),+]) => {
+        match $rows {
+            $($count => $call!($count),)+
+            _ => unreachable!("{} rows per microkernel call", $rows),
+        }
+    };
+}
+pub(crate) use dispatch_rows;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,6 +30,7 @@ use super::simd::{return_scratch, take_scratch};
 use super::{MatmulJob, NR, PackedMatrix, TileKernel, scalar, tiles};
 use crate::disjoint::DisjointOutput;
 use crate::isa::{CpuFeatures, Kernels};
+pub(crate) use crate::matmul::dispatch_rows;
 use crate::matmul::{Product, Tile};
 use crate::simd::Simd;
 
@@ -447,15 +448,3 @@ pub(crate) unsafe fn tile<S: Simd, M: Int8Micro>(s: S, micro: M, job: &MatmulJob
     }
     return_scratch(scratch);
 }
-
-/// Expands to a `match` on `$rows` that invokes the macro `$call!(N)` for
-/// every listed literal row count `N`.
-macro_rules! dispatch_rows {
-    ($rows:expr, $call:ident, [$($count:literal),+]) => {
-        match $rows {
-            $($count => $call!($count),)+
-            _ => unreachable!("{} rows per int8 microkernel call", $rows),
-        }
-    };
-}
-pub(crate) use dispatch_rows;
