@@ -10,10 +10,10 @@
 #      test command has already run every test on the default tier.
 #   2. AArch64 under qemu user-mode emulation: the kernel tests on the NEON
 #      tier for several emulated CPUs, each required to show its features
-#      (baseline NEON; +fp16; +fp16 +dotprod; everything qemu offers, where
-#      the tests fail unless int8 runs on `smmla` and bf16 on `bfdot`); a
-#      check that a missing feature does fail; and clippy of the kernel
-#      crate for the aarch64 target. The engine's tests also pass on the
+#      (baseline NEON; +fp16; +fp16 +dotprod; everything qemu offers). On
+#      the last one the tests fail unless int8 runs on `smmla` and bf16 on
+#      `bfdot`. Then a check that a missing feature does fail, and clippy of
+#      the kernel crate for the aarch64 target. The engine's tests also pass on the
 #      NEON tier under qemu, but building the engine for aarch64 takes
 #      longer than CI's budget; README ("Development") gives the command.
 #

@@ -21,9 +21,9 @@ pub enum Precision {
     /// and f32 accumulation where the CPU has them; IEEE half in the text
     /// tower (see [`Precision::format_for`]).
     BF16,
-    /// Signed 8-bit weights with one scale per output feature, and
-    /// activations quantised per token at run time; integer dot products
-    /// summed exactly in i32 (AMX, AVX-512 VNNI, AVX2, NEON `smmla` or `sdot`).
+    /// Signed 8-bit weights with one scale per output feature. Activations
+    /// are quantised per token at run time, and the integer dot products
+    /// are summed exactly in i32 (AMX, AVX-512 VNNI, AVX2, NEON `smmla` or `sdot`).
     Int8,
 }
 
