@@ -210,18 +210,61 @@ fn pack_rows(x: &[f32], rows: usize, k: usize, mr: usize, out: &mut [f32]) {
         for (index, group) in groups.chunks_exact_mut(group_len).enumerate() {
             let row0 = (task * GROUPS_PER_PACK_TASK + index) * mr;
             let group_rows = mr.min(rows - row0);
-            if group_rows < mr {
-                group.fill(0.0);
-            }
-            // One input feature of all rows at a time, so the writes are sequential.
             let source = &x[row0 * k..(row0 + group_rows) * k];
-            for (kk, step) in group.chunks_exact_mut(mr).enumerate() {
-                for (i, value) in step[..group_rows].iter_mut().enumerate() {
-                    *value = source[i * k + kk];
-                }
+            match mr {
+                6 => copy_group::<6>(source, k, group_rows, 0, k, group),
+                8 => copy_group::<8>(source, k, group_rows, 0, k, group),
+                _ => copy_group_any(source, k, group_rows, mr, 0, k, group),
             }
         }
     });
+}
+
+/// Copies input features `k0..k0 + kc` of the `rows <= MR` rows of
+/// `source` (row stride `k`) into `out`, input-feature major:
+/// `out[kk·MR + i] = source[i·k + k0 + kk]`, with zeros for rows `rows..MR`.
+///
+/// # Panics
+/// If `rows > MR`, `source` ends before the last value read, or `out` is
+/// shorter than `kc·MR`.
+#[inline(always)]
+pub(crate) fn copy_group<const MR: usize>(
+    source: &[f32],
+    k: usize,
+    rows: usize,
+    k0: usize,
+    kc: usize,
+    out: &mut [f32],
+) {
+    if rows < MR || kc == 0 {
+        copy_group_any(source, k, rows, MR, k0, kc, out);
+        return;
+    }
+    let out = &mut out[..kc * MR];
+    let lines: [&[f32]; MR] = std::array::from_fn(|i| &source[i * k + k0..i * k + k0 + kc]);
+    // Full groups go through fixed-size arrays, so the compiler unrolls
+    // the rows and drops the bounds checks: the copy runs once per call
+    // (or per tile and block) over all of X.
+    for (kk, step) in out.chunks_exact_mut(MR).enumerate() {
+        let step: &mut [f32; MR] = step.try_into().expect("chunks of MR values");
+        for (value, line) in step.iter_mut().zip(&lines) {
+            *value = line[kk];
+        }
+    }
+}
+
+/// [`copy_group`] with the group size known only at run time.
+fn copy_group_any(source: &[f32], k: usize, rows: usize, mr: usize, k0: usize, kc: usize, out: &mut [f32]) {
+    assert!(rows <= mr, "{rows} rows in a group of {mr}");
+    let out = &mut out[..kc * mr];
+    if rows < mr {
+        out.fill(0.0);
+    }
+    for (kk, step) in out.chunks_exact_mut(mr).enumerate() {
+        for (i, value) in step[..rows].iter_mut().enumerate() {
+            *value = source[i * k + k0 + kk];
+        }
+    }
 }
 
 /// Splits `rows × panel_count` into tiles: rows evenly into tiles of at most

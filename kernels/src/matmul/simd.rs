@@ -339,17 +339,13 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NP: usize, const VPP: 
 
         if shared_x.is_none() {
             // Copy the tile's rows of X for this block, input-feature major per row group.
-            // Writes go in address order; scattered writes would cost more.
-            for g in 0..groups {
+            // SAFETY: the scratch buffer starts with x_len = groups·MR·block_len floats.
+            let x_block = unsafe { std::slice::from_raw_parts_mut(x_private, x_len) };
+            for (g, out) in x_block.chunks_exact_mut(MR * block_len).enumerate() {
                 let group_rows = MR.min(tile.rows - g * MR);
-                let first_row = (tile.row0 + g * MR) * k + k0;
-                let source = &job.x[first_row..first_row + (group_rows - 1) * k + kc];
-                for kk in 0..kc {
-                    for i in 0..group_rows {
-                        // SAFETY: g·MR·block_len + kk·MR + i < groups·MR·block_len = x_len.
-                        unsafe { x_private.add(g * MR * block_len + kk * MR + i).write(source[i * k + kk]) };
-                    }
-                }
+                let first_row = (tile.row0 + g * MR) * k;
+                let source = &job.x[first_row..first_row + (group_rows - 1) * k + k0 + kc];
+                super::copy_group::<MR>(source, k, group_rows, k0, kc, out);
             }
         }
 
