@@ -134,7 +134,7 @@ impl Model {
                     value: format!("{} values", pixels.len()),
                     reason: format!("expected {images} images of {per_image} values"),
                 })?;
-            let pooled = self.pool.install(|| side.tower.forward(&self.kernels, chunk, count, None))?;
+            let pooled = self.run_pass(|| side.tower.forward(&self.kernels, chunk, count, None))?;
             for (offset, row) in pooled.chunks_exact(dim).enumerate() {
                 out.push(self.finish(row, normalize, || format!("image {}", first + offset))?);
             }
@@ -184,7 +184,7 @@ impl Model {
             for text in &encoded[group.clone()] {
                 batch.push(&text.ids);
             }
-            let pooled = self.pool.install(|| self.text.forward(&self.kernels, &batch, None));
+            let pooled = self.run_pass(|| self.text.forward(&self.kernels, &batch, None));
             for (offset, row) in pooled.chunks_exact(dim).enumerate() {
                 let local = group.start + offset;
                 let embedding = self.finish(row, normalize, || format!("text {}", indices[local]))?;
@@ -223,7 +223,7 @@ impl Model {
             for image in prepared {
                 pixels.extend(image?);
             }
-            let pooled = self.pool.install(|| side.tower.forward(&self.kernels, &pixels, group.len(), None))?;
+            let pooled = self.run_pass(|| side.tower.forward(&self.kernels, &pixels, group.len(), None))?;
             for (offset, row) in pooled.chunks_exact(side.tower.dim()).enumerate() {
                 let index = indices[group.start + offset];
                 let embedding = self.finish(row, normalize, || format!("image {index}"))?;

@@ -38,6 +38,7 @@ pub struct Model {
     pub(crate) logit_scale: Option<f32>,
     pub(crate) precision: Precision,
     pub(crate) weights_in_place: bool,
+    pub(crate) spin: bool,
 }
 
 impl std::fmt::Debug for Model {
@@ -125,6 +126,7 @@ impl Model {
             pool,
             threads,
             batch_tokens: options.batch_tokens,
+            spin: options.spin,
             tokenizer,
             text,
             image,
@@ -208,6 +210,16 @@ impl Model {
     /// Runs `work` on the model's worker threads.
     pub fn install<R: Send>(&self, work: impl FnOnce() -> R + Send) -> R {
         self.pool.install(work)
+    }
+
+    /// Runs one forward pass on the model's worker threads, with the idle
+    /// workers polling for its kernels when [`ModelOptions::spin`] is set.
+    pub(crate) fn run_pass<R: Send>(&self, pass: impl FnOnce() -> R + Send) -> R {
+        if self.spin {
+            self.pool.install(|| jclip_kernels::with_workers_polling(pass))
+        } else {
+            self.pool.install(pass)
+        }
     }
 }
 

@@ -38,6 +38,13 @@ pub struct ModelOptions {
     /// `jclip convert`, and f32 for an original checkpoint, which is packed
     /// at load in whatever precision is asked for.
     pub precision: Option<Precision>,
+    /// Whether the idle worker threads poll for work during a forward pass
+    /// instead of sleeping between kernels (see
+    /// [`jclip_kernels::with_workers_polling`]). On by default, because
+    /// waking a sleeping thread can cost tens of microseconds per kernel,
+    /// which short inputs feel. Off, the other cores stay free while one
+    /// thread works.
+    pub spin: bool,
 }
 
 impl Default for ModelOptions {
@@ -51,6 +58,7 @@ impl Default for ModelOptions {
             max_image_pixels: DEFAULT_MAX_PIXELS,
             apply_exif_orientation: false,
             precision: None,
+            spin: true,
         }
     }
 }
@@ -93,6 +101,11 @@ impl ModelOptions {
 
     pub fn apply_exif_orientation(mut self, apply: bool) -> Self {
         self.apply_exif_orientation = apply;
+        self
+    }
+
+    pub fn spin(mut self, spin: bool) -> Self {
+        self.spin = spin;
         self
     }
 }

@@ -33,8 +33,10 @@ fn image_threads_do_not_change_results() {
     let one =
         Model::open(dir.path(), &ModelOptions::default().threads(1)).unwrap().embed_image_files(&paths, true).unwrap();
     for threads in [2, 3] {
-        let model = Model::open(dir.path(), &ModelOptions::default().threads(threads)).unwrap();
-        assert_eq!(one, model.embed_image_files(&paths, true).unwrap(), "{threads} threads");
+        for spin in [true, false] {
+            let model = Model::open(dir.path(), &ModelOptions::default().threads(threads).spin(spin)).unwrap();
+            assert_eq!(one, model.embed_image_files(&paths, true).unwrap(), "{threads} threads, spin {spin}");
+        }
     }
 }
 

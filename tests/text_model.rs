@@ -172,7 +172,10 @@ fn thread_count_does_not_change_results() {
     let dir = synth_model(Preset::Tiny, SynthNaming::Flash, SynthDtype::F32);
     let one = open(dir.path(), ModelOptions::default().threads(1)).embed_texts(&TEXTS, true).unwrap();
     for threads in [2, 3] {
-        let many = open(dir.path(), ModelOptions::default().threads(threads)).embed_texts(&TEXTS, true).unwrap();
-        assert_eq!(one, many, "{threads} threads differ from 1");
+        for spin in [true, false] {
+            let options = ModelOptions::default().threads(threads).spin(spin);
+            let many = open(dir.path(), options).embed_texts(&TEXTS, true).unwrap();
+            assert_eq!(one, many, "{threads} threads (spin {spin}) differ from 1");
+        }
     }
 }

@@ -32,6 +32,7 @@ pub mod matmul;
 pub mod norm;
 pub mod rope;
 pub(crate) mod simd;
+pub mod threads;
 mod tiers;
 pub mod vector;
 
@@ -41,3 +42,4 @@ pub use matmul::{
     Activation, Epilogue, INT8_MAX, INT8_MAX_K, PACKED_ALIGN, PackError, PackedMatrix, SharedBytes, WeightFormat,
     quantize_row,
 };
+pub use threads::with_workers_polling;

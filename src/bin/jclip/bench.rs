@@ -104,6 +104,10 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = jclip::options::DEFAULT_BATCH_TOKENS)]
     pub batch_tokens: usize,
 
+    /// Let idle worker threads sleep between kernels (see `jclip embed --help`).
+    #[arg(long)]
+    pub no_spin: bool,
+
     /// Token limit per text (default: 512, raised to the longest text case).
     #[arg(long, value_name = "N")]
     pub max_length: Option<usize>,
@@ -151,6 +155,7 @@ impl BenchArgs {
             max_image_pixels: jclip::preprocess::DEFAULT_MAX_PIXELS,
             exif_orientation: false,
             dtype: self.dtype,
+            no_spin: self.no_spin,
         };
         model_args.open()
     }

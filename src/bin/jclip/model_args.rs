@@ -48,6 +48,12 @@ pub struct ModelArgs {
     /// directory written by `jclip convert`, else f32).
     #[arg(long, value_name = "DTYPE")]
     pub dtype: Option<Precision>,
+
+    /// Let idle worker threads sleep between kernels instead of polling for
+    /// work during a forward pass: less CPU time spent waiting, slower on
+    /// short inputs with several threads.
+    #[arg(long)]
+    pub no_spin: bool,
 }
 
 impl ModelArgs {
@@ -60,7 +66,8 @@ impl ModelArgs {
             })
             .batch_tokens(self.batch_tokens)
             .max_image_pixels(self.max_image_pixels)
-            .apply_exif_orientation(self.exif_orientation);
+            .apply_exif_orientation(self.exif_orientation)
+            .spin(!self.no_spin);
         options.threads = self.threads;
         options.precision = self.dtype;
         options
