@@ -67,6 +67,13 @@ pub(crate) trait Simd: Copy + Send + Sync + 'static {
         self.splat(unsafe { ptr.read() })
     }
 
+    /// Hints that the cache line at `address` will be read soon, into L2.
+    /// Tiers without a prefetch instruction ignore it.
+    #[inline(always)]
+    fn prefetch_l2(self, address: usize) {
+        let _ = address;
+    }
+
     /// Loads `LANES` IEEE half-precision values (bit patterns) as f32.
     ///
     /// # Safety
