@@ -147,6 +147,11 @@ impl Model {
         self.weights_in_place
     }
 
+    /// Returns whether idle workers poll for work during a forward pass ([`ModelOptions::spin`]).
+    pub fn spin(&self) -> bool {
+        self.spin
+    }
+
     /// Returns the model directory.
     pub fn dir(&self) -> &Path {
         &self.dir

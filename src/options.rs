@@ -43,7 +43,7 @@ pub struct ModelOptions {
     /// [`jclip_kernels::with_workers_polling`]). On by default, because
     /// waking a sleeping thread can cost tens of microseconds per kernel,
     /// which short inputs feel. Off, the other cores stay free while one
-    /// thread works.
+    /// thread works. A pool of one thread never polls.
     pub spin: bool,
 }
 
@@ -104,6 +104,7 @@ impl ModelOptions {
         self
     }
 
+    /// Sets [`ModelOptions::spin`]: `false` lets idle workers sleep between kernels.
     pub fn spin(mut self, spin: bool) -> Self {
         self.spin = spin;
         self

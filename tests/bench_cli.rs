@@ -81,6 +81,7 @@ fn json_report_covers_every_case() {
     }
 
     assert!(report["peaks"].as_array().unwrap().is_empty(), "--no-peak skips the probes");
+    assert_eq!(report["spin"], true, "idle workers poll by default");
     assert!(report["first_embedding_ms"].as_f64().unwrap() >= report["first_open_ms"].as_f64().unwrap());
     assert!(report["process_peak_rss_bytes"].as_u64().unwrap() >= cases[0]["peak_rss_bytes"].as_u64().unwrap());
 }
@@ -95,6 +96,16 @@ fn table_lists_cases_and_ceilings() {
     assert!(table.contains("2 texts × 64 tokens"), "{table}");
     assert!(table.contains("ceiling with 1 thread: FP32 FMA"), "{table}");
     assert!(table.contains("load average before"), "{table}");
+    assert!(table.contains("idle workers polling"), "{table}");
+}
+
+#[test]
+fn no_spin_is_reported() {
+    let dir = synth_model(Preset::Tiny, SynthNaming::Flash, SynthDtype::F32);
+    let args = ["bench", "--model", path(dir.path()), "--threads", "2", "--case", "text:16", "--repeat", "1"];
+    let output = jclip(&[&args[..], &["--no-peak", "--no-spin", "--json"]].concat());
+    let report: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(report["spin"], false, "--no-spin lets idle workers sleep");
 }
 
 #[test]

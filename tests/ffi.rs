@@ -264,7 +264,7 @@ fn options() -> jclip_options {
         max_image_pixels: 0,
         isa: null(),
         apply_exif_orientation: 0,
-        reserved: 0,
+        no_spin: 0,
     }
 }
 
@@ -283,6 +283,7 @@ fn options_set_every_field() {
         max_image_pixels: 1 << 20,
         isa: isa.as_ptr(),
         apply_exif_orientation: 1,
+        no_spin: 1,
         ..options()
     };
     let (status, model) = open_with(&options);
@@ -290,7 +291,7 @@ fn options_set_every_field() {
     let model = Handle(model);
     let rust = Model::open(
         tiny_dir(),
-        &ModelOptions::default().threads(2).max_length(64).batch_tokens(300).isa(jclip::Isa::Scalar),
+        &ModelOptions::default().threads(2).max_length(64).batch_tokens(300).isa(jclip::Isa::Scalar).spin(false),
     )
     .unwrap();
     let expected: Vec<f32> = rust.embed_texts(&TEXTS, true).unwrap().into_iter().flat_map(|e| e.embedding).collect();
@@ -377,7 +378,6 @@ fn bad_option_values_are_rejected() {
         (jclip_options { precision: 9, ..options() }, JCLIP_ERR_INVALID_ARGUMENT, "options.precision is 9"),
         (jclip_options { truncation: 7, ..options() }, JCLIP_ERR_INVALID_ARGUMENT, "options.truncation is 7"),
         (jclip_options { isa: unknown_isa.as_ptr(), ..options() }, JCLIP_ERR_INVALID_ARGUMENT, "\"avx9000\""),
-        (jclip_options { reserved: 1, ..options() }, JCLIP_ERR_INVALID_ARGUMENT, "options.reserved"),
         (jclip_options { max_length: 1, ..options() }, JCLIP_ERR_INVALID_ARGUMENT, "max_length"),
     ];
     for (options, expected, message_part) in cases {

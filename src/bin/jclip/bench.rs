@@ -224,6 +224,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
     let mut isa = String::new();
     let mut precision = String::new();
     let mut weights_in_place = false;
+    let mut spin = !args.no_spin;
     let mut resident_after_load = None;
     let mut peaks = Vec::new();
     let mut reports = Vec::new();
@@ -237,6 +238,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
         isa = model.isa().to_string();
         precision = model.precision().to_string();
         weights_in_place = model.weights_in_place();
+        spin = model.spin();
         eprintln!("measuring with {}", report::threads_label(model.threads()));
         for case in &cases {
             let inputs = cases::build_inputs(case, model.tokenizer(), &images)?;
@@ -265,6 +267,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
         isa,
         precision,
         weights_in_place,
+        spin,
         cpu_model: system::cpu_model(),
         cpus_available: std::thread::available_parallelism().map_or(1, |n| n.get()),
         started_unix_seconds,

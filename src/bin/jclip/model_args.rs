@@ -51,7 +51,7 @@ pub struct ModelArgs {
 
     /// Let idle worker threads sleep between kernels instead of polling for
     /// work during a forward pass: less CPU time spent waiting, slower on
-    /// short inputs with several threads.
+    /// short inputs with several threads. No effect with --threads 1.
     #[arg(long)]
     pub no_spin: bool,
 }
@@ -78,13 +78,14 @@ impl ModelArgs {
         let started = std::time::Instant::now();
         let model = jclip::Model::open(&self.model, &self.options())?;
         log::info!(
-            "loaded {} in {:.0} ms ({} weights {}, {} kernels, {} threads)",
+            "loaded {} in {:.0} ms ({} weights {}, {} kernels, {} thread{})",
             self.model.display(),
             started.elapsed().as_secs_f64() * 1e3,
             model.precision(),
             if model.weights_in_place() { "mapped in place" } else { "packed at load" },
             model.isa(),
-            model.threads()
+            model.threads(),
+            if model.threads() == 1 { "" } else { "s" }
         );
         Ok(model)
     }

@@ -79,6 +79,8 @@ pub struct BenchReport {
     /// Whether the weights were used in place from a `jclip convert` file
     /// (else packed while opening).
     pub weights_in_place: bool,
+    /// Whether idle workers polled for work during a forward pass (off with `--no-spin`).
+    pub spin: bool,
     pub cpu_model: Option<String>,
     pub cpus_available: usize,
     /// Seconds since the Unix epoch at the start of the run.
@@ -122,12 +124,13 @@ pub fn table(report: &BenchReport) -> String {
     let cpu = report.cpu_model.as_deref().unwrap_or("unknown CPU");
     let _ = writeln!(
         out,
-        "jclip {} bench: {} ({} kernels, {} weights {}) on {cpu}, {} CPUs available",
+        "jclip {} bench: {} ({} kernels, {} weights {}, idle workers {}) on {cpu}, {} CPUs available",
         report.jclip_version,
         report.model,
         report.isa,
         report.precision,
         if report.weights_in_place { "mapped in place" } else { "packed at load" },
+        if report.spin { "polling" } else { "sleeping" },
         report.cpus_available
     );
     for peak in &report.peaks {

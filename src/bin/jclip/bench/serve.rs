@@ -68,6 +68,7 @@ pub fn run(args: &BenchArgs) -> CliResult {
         "isa": model.isa().to_string(),
         "precision": model.precision().to_string(),
         "weights_in_place": model.weights_in_place(),
+        "spin": model.spin(),
         "threads": model.threads(),
         "max_length": max_length,
         "open_ms": opening.elapsed().as_secs_f64() * 1e3,
