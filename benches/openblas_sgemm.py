@@ -9,6 +9,7 @@ Set the thread count before numpy loads, for one thread:
     OPENBLAS_NUM_THREADS=1 python3 benches/openblas_sgemm.py
 """
 
+import os
 import time
 
 import numpy as np
@@ -35,7 +36,8 @@ def rate(m: int, n: int, k: int, rng: np.random.Generator) -> float:
 def main() -> None:
     rng = np.random.default_rng(0)
     config = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-    print(f"numpy {np.__version__}, {config.get('name')} {config.get('version')}\n")
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset (all CPUs)")
+    print(f"numpy {np.__version__}, {config.get('name')} {config.get('version')}, OPENBLAS_NUM_THREADS {threads}\n")
     print("| M | " + " | ".join(f"{n}×{k}" for n, k in LAYERS) + " |")
     print("|---|" + "---|" * len(LAYERS))
     for m in ROWS:
