@@ -217,18 +217,9 @@ mod tests {
 
     #[test]
     fn no_spin_turns_polling_off() {
-        let mut raw = jclip_options {
-            size: OPTIONS_SIZE as u32,
-            threads: 0,
-            max_length: 0,
-            truncation: 0,
-            precision: 0,
-            batch_tokens: 0,
-            max_image_pixels: 0,
-            isa: std::ptr::null(),
-            apply_exif_orientation: 0,
-            no_spin: 0,
-        };
+        // SAFETY: all-zero bytes are a valid jclip_options (integers 0, `isa` NULL),
+        // which is how the header tells C callers to initialise it.
+        let mut raw = jclip_options { size: OPTIONS_SIZE as u32, ..unsafe { std::mem::zeroed() } };
         // SAFETY: `isa` is NULL.
         let polling = unsafe { to_model_options(&raw) }.expect("zeroed options are valid");
         assert!(polling.spin, "zero keeps the default, polling");

@@ -123,14 +123,7 @@ def main() -> None:
 
     tokenizer = load_tokenizer(args.model / "tokenizer.json")
     ids = pad_batch([tokenize(tokenizer, text) for text in captions()])
-    try:
-        checkpoint = Checkpoint.load(args.model)
-        checkpoint.text_tower()
-    except RuntimeError as error:
-        raise SystemExit(
-            f"{args.model} does not load as an original checkpoint ({str(error).splitlines()[0]}); "
-            "pass the directory of the Hugging Face files, not one written by `jclip convert`"
-        ) from error
+    checkpoint = Checkpoint.load(args.model)
     transform = make_transform(checkpoint.preprocessor)
     pixels = torch.stack([load_pixels(path, transform) for path in args.image])
 
@@ -145,7 +138,13 @@ def main() -> None:
             F.normalize(vision(pixels), dim=-1),
         )
 
-    text_f32, image_f32 = embed("f32")
+    try:
+        text_f32, image_f32 = embed("f32")
+    except RuntimeError as error:
+        raise SystemExit(
+            f"{args.model} does not load as an original checkpoint ({str(error).splitlines()[0]}); "
+            "pass the directory of the Hugging Face files, not one written by `jclip convert`"
+        ) from error
     print(f"| int8 weight scales | {len(ids)} short texts, mean / min | {len(pixels)} photos, mean / min |")
     print("|---|---|---|")
     for block in GRANULARITIES:
