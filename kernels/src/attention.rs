@@ -23,9 +23,25 @@ pub const KEY_TILE: usize = 128;
 /// not −∞, so a row whose keys are all masked still averages its values).
 pub const MASKED_KEY_SCORE: f32 = -10_000.0;
 
-/// Queries per parallel task. A task packs the keys and values of its
-/// segment and head once, so larger tasks pack less often.
-const QUERIES_PER_TASK: usize = 64;
+/// Fewest queries per parallel task when a segment and head is split. A
+/// task packs the keys and values of its segment and head, so every split
+/// packs them once more.
+const MIN_QUERIES_PER_TASK: usize = 64;
+
+/// Tasks per thread that [`query_blocks`] aims for when more than one
+/// thread runs, so that work stealing evens out the last tasks.
+const TASKS_PER_THREAD: usize = 4;
+
+/// Returns how many tasks the queries of each segment and head are split
+/// into: one, unless there are too few (segment, head) pairs to give every
+/// one of `threads` threads [`TASKS_PER_THREAD`] tasks.
+fn query_blocks(len: usize, pairs: usize, threads: usize) -> usize {
+    if threads <= 1 || pairs == 0 {
+        return 1;
+    }
+    let wanted = (TASKS_PER_THREAD * threads).div_ceil(pairs);
+    wanted.min(len / MIN_QUERIES_PER_TASK).max(1)
+}
 
 /// Position bias added to the scaled scores.
 #[derive(Clone, Copy, Debug)]
@@ -237,14 +253,28 @@ pub(crate) unsafe fn task_simd<S: Simd, const MR: usize, const NP: usize, const 
     let o = &mut rest[..MR * padded_dim];
 
     // Pack keys transposed and values by dimension panels; padding lanes are zero.
-    kt.fill(0.0);
-    vp.fill(0.0);
+    let key_row = |j: usize| &job.k[(base + j) * stride + column..][..head_dim];
+    for (panel, block) in kt.chunks_exact_mut(head_dim * NR).enumerate() {
+        let first = panel * NR;
+        let keys = NR.min(len - first);
+        if keys < NR {
+            block.fill(0.0);
+        }
+        // Dimension-major, so each step writes one contiguous row of the panel.
+        let rows: [&[f32]; NR] = std::array::from_fn(|jj| key_row(first + jj.min(keys - 1)));
+        for (c, out) in block.chunks_exact_mut(NR).enumerate() {
+            for (o, row) in out[..keys].iter_mut().zip(&rows) {
+                *o = row[c];
+            }
+        }
+    }
+    if head_dim % NR != 0 {
+        vp[(dim_panels - 1) * len * NR..].fill(0.0);
+    }
     for j in 0..len {
-        let key = &job.k[(base + j) * stride + column..][..head_dim];
         let value = &job.v[(base + j) * stride + column..][..head_dim];
-        for c in 0..head_dim {
-            kt[((j / NR) * head_dim + c) * NR + j % NR] = key[c];
-            vp[((c / NR) * len + j) * NR + c % NR] = value[c];
+        for (panel, chunk) in value.chunks(NR).enumerate() {
+            vp[(panel * len + j) * NR..][..chunk.len()].copy_from_slice(chunk);
         }
     }
     for (j, add) in mask_add.iter_mut().enumerate() {
@@ -352,8 +382,11 @@ pub(crate) unsafe fn task_simd<S: Simd, const MR: usize, const NP: usize, const 
                         s.store(pointer, s.mul(s.load(pointer), correction_vector));
                     }
                 }
-                for (j, &p) in row.iter().enumerate() {
-                    pp[j * MR + i] = p;
+            }
+            // P key-major for the product with V: MR weights per key.
+            for (j, weights) in pp.chunks_exact_mut(MR).take(tile_len).enumerate() {
+                for (i, weight) in weights[..mr].iter_mut().enumerate() {
+                    *weight = scores[i * KEY_TILE + j];
                 }
             }
 
@@ -432,10 +465,13 @@ impl Kernels {
         }
 
         let mut tasks = Vec::new();
+        let threads = rayon::current_num_threads();
         for segment in segments {
+            let blocks = query_blocks(segment.len(), segments.len() * params.heads, threads);
+            let per_task = segment.len().div_ceil(blocks).max(1);
             for head in 0..params.heads {
-                for first in (0..segment.len()).step_by(QUERIES_PER_TASK) {
-                    let queries = first..(first + QUERIES_PER_TASK).min(segment.len());
+                for first in (0..segment.len()).step_by(per_task) {
+                    let queries = first..(first + per_task).min(segment.len());
                     tasks.push(Task { segment: segment.clone(), head, queries });
                 }
             }
