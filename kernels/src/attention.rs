@@ -23,7 +23,7 @@ pub const KEY_TILE: usize = 128;
 /// not −∞, so a row whose keys are all masked still averages its values).
 pub const MASKED_KEY_SCORE: f32 = -10_000.0;
 
-/// Fewest queries per parallel task when a segment and head is split. A
+/// Minimum queries per parallel task when a segment and head is split. A
 /// task packs the keys and values of its segment and head, so every split
 /// packs them once more.
 const MIN_QUERIES_PER_TASK: usize = 64;
@@ -39,8 +39,8 @@ fn query_blocks(len: usize, pairs: usize, threads: usize) -> usize {
     if threads <= 1 || pairs == 0 {
         return 1;
     }
-    let wanted = (TASKS_PER_THREAD * threads).div_ceil(pairs);
-    wanted.min(len / MIN_QUERIES_PER_TASK).max(1)
+    let target = (TASKS_PER_THREAD * threads).div_ceil(pairs);
+    target.min(len / MIN_QUERIES_PER_TASK).max(1)
 }
 
 /// Position bias added to the scaled scores.

@@ -309,11 +309,20 @@ fn linear_model_sized_shape() {
 #[test]
 fn linear_input_copied_per_tile() {
     // X larger than SHARED_PACK_MAX_BYTES is copied by each tile, one
-    // reduction block at a time; 1029 rows leave a partial row group, and
-    // k = 1100 a partial block.
+    // reduction block at a time; 1029 rows leave a partial row group. With
+    // f32 weights k = 1100 is one block.
     let (rows, k) = (1029, 1100);
     assert!(rows * k * 4 > jclip_kernels::matmul::SHARED_PACK_MAX_BYTES);
     check_case(Case { bias: true, offset: 3, ..Case::plain(rows, 37, k) }, 510);
+}
+
+#[test]
+fn linear_f32_reduction_in_blocks() {
+    // k beyond F32_KC_MAX splits f32 weights into two reduction blocks; 29
+    // rows make four row groups, enough for the calls to prefetch the next
+    // panel group, and 97 outputs leave a partial panel group.
+    let k = jclip_kernels::matmul::F32_KC_MAX + 5;
+    check_case(Case { bias: true, offset: 1, ..Case::plain(29, 97, k) }, 520);
 }
 
 /// Runs `linear_gated` at `offset` inside NaN-filled buffers.

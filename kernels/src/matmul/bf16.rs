@@ -233,7 +233,7 @@ pub(crate) trait Bf16Micro: Copy {
     );
 }
 
-/// Pairs per reduction block: the same [`KC`] input features as the f32 tiles.
+/// Pairs per reduction block: the [`KC`] input features of the tiles over widened weights.
 const BLOCK_PAIRS: usize = KC / 2;
 
 /// Computes one tile of a job whose matrices are all BF16 with microkernel

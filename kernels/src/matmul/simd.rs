@@ -7,7 +7,7 @@
 
 use std::cell::Cell;
 
-use super::{Activation, KC, MatmulJob, NR, PackedMatrix, Product, Tile, WeightFormat};
+use super::{Activation, KC, MatmulJob, NR, PackedMatrix, Product, Tile, WeightFormat, f32_block_len};
 use crate::simd::{self, Simd};
 
 /// Largest `MR` and `NP` any tier uses; [`micro_dispatch`] covers all sizes up to these.
@@ -40,9 +40,7 @@ pub(crate) fn return_scratch(buffer: Vec<f32>) {
 /// Every accumulator is one fused multiply-add chain in ascending `kk`, so a
 /// value does not depend on `MR`, `NP` or its position in the tile.
 ///
-/// With `prefetch = (address, stride)` and a non-zero stride, step `kk`
-/// prefetches the cache line at `address + kk·stride` into L2, so a call can
-/// bring in weights for a later one (see [`L2Prefetch`]).
+/// `prefetch` requests weights ahead of use (see [`Prefetch`]).
 ///
 /// # Safety
 /// The CPU must support `S`'s tier, and `MR <= x_stride`. `x` must have
@@ -58,7 +56,7 @@ pub(crate) unsafe fn micro<S: Simd, const MR: usize, const NP: usize, const VPP:
     acc: *mut f32,
     acc_stride: usize,
     accumulate: bool,
-    prefetch: (usize, usize),
+    prefetch: Prefetch,
 ) {
     debug_assert_eq!(VPP * S::LANES, NR);
     debug_assert!(w.len() >= NP && MR <= x_stride);
@@ -75,10 +73,23 @@ pub(crate) unsafe fn micro<S: Simd, const MR: usize, const NP: usize, const VPP:
             }
         }
     }
-    let (prefetch_start, prefetch_stride) = prefetch;
+    let mut prefetch_address = prefetch.address;
+    // Lines owed, in units of 1/kc line: step kk brings the total issued to
+    // floor((kk + 1)·lines / kc).
+    let mut prefetch_owed = 0;
     for kk in 0..kc {
-        if prefetch_stride > 0 {
-            s.prefetch_l2(prefetch_start + kk * prefetch_stride);
+        if prefetch.ahead > 0 {
+            for p in 0..NP {
+                s.prefetch_l1(panels[p] as usize + prefetch.ahead + kk * NR * size_of::<f32>());
+            }
+        }
+        if prefetch.lines > 0 {
+            prefetch_owed += prefetch.lines;
+            while prefetch_owed >= kc {
+                s.prefetch_l2(prefetch_address);
+                prefetch_address += CACHE_LINE;
+                prefetch_owed -= kc;
+            }
         }
         let mut b = [[s.zero(); VPP]; NP];
         for p in 0..NP {
@@ -110,19 +121,51 @@ pub(crate) unsafe fn micro<S: Simd, const MR: usize, const NP: usize, const VPP:
 /// Bytes of a cache line, the unit of [`L2Prefetch`].
 const CACHE_LINE: usize = 64;
 
-/// The weights that the microkernel calls of one reduction block fetch into
-/// L2 for later. That is the tile's next block, or after its last block the
-/// first block of the panels that follow the tile, which the next tile in
-/// order reads first. Without it, the first row group of every block waits
-/// for its weights from memory, because a forward pass reads each matrix
-/// once and nothing keeps it in cache. The lines are spread evenly over the
-/// block's calls, a few per call: a burst of prefetches at the start of a
-/// block made the matmul slower than none.
+/// Weights that a microkernel call requests from memory ahead of use.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Prefetch {
+    /// When non-zero, step `kk` prefetches into L1 the line `ahead` bytes
+    /// past row `kk` of each panel: the call's own weights, a fixed
+    /// distance ahead of the loads.
+    pub ahead: usize,
+    /// First of the cache lines prefetched into L2: weights of a later call
+    /// (see [`L2Prefetch`]).
+    pub address: usize,
+    /// Consecutive cache lines from `address`, spread evenly over the
+    /// call's steps; 0 for none.
+    pub lines: usize,
+}
+
+/// Rows ahead of the loads at which a microkernel call on f32 panels
+/// prefetches its own weights into L1 ([`Prefetch::ahead`]): 2 KiB per
+/// panel. A forward pass reads each matrix once and nothing keeps it in
+/// cache, so without this the first row group of each panel group waits
+/// for its weights from memory.
+const L1_AHEAD_ROWS: usize = 32;
+
+/// Minimum row groups for which the calls on one group of f32 panels also
+/// fetch the next group's weights into L2 ([`L2Prefetch::after_group`]).
+/// With fewer, each call would have to fetch more than one line per step,
+/// faster than memory delivers, and the calls stall on the requests.
 ///
-/// Measured on one thread, with 48 copies of the weights used in turn so
-/// that they come from memory as in a forward pass: 197×768×768 rose from
-/// 150-156 to 160-172 GFLOP/s and 64×768×768 from 125 to 140. With one
-/// matrix that stays in cache, the rates did not change beyond noise.
+/// Measured on one thread with 32 copies of the weights used in turn, so
+/// that they come from memory as in a forward pass, against the previous
+/// order (row groups outer, blocks of 256, the next block fetched into L2):
+/// 8×768×768 from 50 to 78 GFLOP/s, 16×768×3072 from 59 to 74, 32×768×768
+/// from 95 to 126, 64×2304×768 from 107 to 131, 197×2304×768 from 122 to
+/// 137 and 512×2304×768 from 128 to 135; on two threads 16×768×768 from
+/// 136 to 162 and 197×2304×768 from 252 to 275.
+const L2_PREFETCH_MIN_GROUPS: usize = 3;
+
+/// The weights that a set of microkernel calls fetch into L2 for later
+/// calls, spread evenly over the calls, a few lines per step: a burst of
+/// prefetches at the start made the matmul slower than none.
+///
+/// For f32 panels, the calls of one panel group fetch the next group (see
+/// [`L2Prefetch::after_group`]). For widened panels, the calls of one
+/// reduction block fetch the tile's next block, or after its last block
+/// the first block of the panels that follow the tile (see
+/// [`L2Prefetch::plan`]).
 struct L2Prefetch<'a> {
     /// The matrices whose panels are fetched: the product's one or two.
     matrices: [&'a PackedMatrix; 2],
@@ -162,17 +205,62 @@ impl<'a> L2Prefetch<'a> {
             }
             (panel0, tile.panels.min(panel_count - panel0), 0)
         };
+        Some(L2Prefetch::rows(first, second, panel0, panels, row0, block_len.min(k - row0), calls))
+    }
+
+    /// Returns the plan of the f32 weights read after panel group `panel`
+    /// (the tile's panels `panel..panel + np`) of block `k0..k0 + kc`: the
+    /// next group of the block, else the first group of the tile's next
+    /// block, else the first panels after the tile, which the next tile in
+    /// order reads first. `None` when nothing follows.
+    fn after_group(
+        first: &'a PackedMatrix,
+        second: Option<&'a PackedMatrix>,
+        tile: Tile,
+        panel: usize,
+        np: usize,
+        k: usize,
+        k0: usize,
+        kc: usize,
+        block_len: usize,
+        calls: usize,
+    ) -> Option<L2Prefetch<'a>> {
+        let panel_count = first.n().div_ceil(NR);
+        let (panel0, end, row0) = if panel + np < tile.panels {
+            (tile.panel0 + panel + np, tile.panel0 + tile.panels, k0)
+        } else if k0 + kc < k {
+            (tile.panel0, tile.panel0 + tile.panels, k0 + kc)
+        } else {
+            (tile.panel0 + tile.panels, panel_count, 0)
+        };
+        if panel0 >= end || k == 0 {
+            return None;
+        }
+        let rows = if row0 == k0 { kc } else { block_len.min(k - row0) };
+        Some(L2Prefetch::rows(first, second, panel0, np.min(end - panel0), row0, rows, calls))
+    }
+
+    /// Returns the plan of rows `row0..row0 + rows` of panels
+    /// `panel0..panel0 + panels` of each matrix, shared by `calls` calls.
+    fn rows(
+        first: &'a PackedMatrix,
+        second: Option<&'a PackedMatrix>,
+        panel0: usize,
+        panels: usize,
+        row0: usize,
+        rows: usize,
+        calls: usize,
+    ) -> L2Prefetch<'a> {
         let format = first.format();
-        let rows = block_len.min(k - row0).next_multiple_of(format.k_group());
+        let rows = rows.next_multiple_of(format.k_group());
         let lines_per_panel = (rows * NR * format.bytes_per_weight()).div_ceil(CACHE_LINE);
         let matrices = [first, second.unwrap_or(first)];
         let matrix_count = if second.is_some() { 2 } else { 1 };
-        Some(L2Prefetch { matrices, matrix_count, panel0, row0, panels, lines_per_panel, calls })
+        L2Prefetch { matrices, matrix_count, panel0, row0, panels, lines_per_panel, calls }
     }
 
-    /// Returns the `(address, stride)` argument of [`micro`] for call `call`
-    /// of the block, whose reduction has `kc` steps.
-    fn range(&self, call: usize, kc: usize) -> (usize, usize) {
+    /// Returns the L2 part of the [`Prefetch`] of call `call`.
+    fn range(&self, call: usize) -> Prefetch {
         let total = self.matrix_count * self.panels * self.lines_per_panel;
         let line = call * total / self.calls;
         let count = ((call + 1) * total / self.calls - line).max(1);
@@ -182,7 +270,7 @@ impl<'a> L2Prefetch<'a> {
         // A call's lines may run past the end of one panel's block. They then
         // cover the data after it rather than the next panel's block: a few
         // useless prefetches, which never fault.
-        (start + (line % self.lines_per_panel) * CACHE_LINE, (count * CACHE_LINE).div_ceil(kc.max(1)))
+        Prefetch { ahead: 0, address: start + (line % self.lines_per_panel) * CACHE_LINE, lines: count }
     }
 }
 
@@ -207,13 +295,21 @@ pub(crate) unsafe fn micro_dispatch<S: Simd, const VPP: usize>(
         ($mr:literal) => {
             match np {
                 // SAFETY: the caller's contract with the sizes matched here.
-                1 => unsafe { micro::<S, $mr, 1, VPP>(s, x, x_stride, w, kc, acc, acc_stride, accumulate, (0, 0)) },
+                1 => unsafe {
+                    micro::<S, $mr, 1, VPP>(s, x, x_stride, w, kc, acc, acc_stride, accumulate, Prefetch::default())
+                },
                 // SAFETY: as above.
-                2 => unsafe { micro::<S, $mr, 2, VPP>(s, x, x_stride, w, kc, acc, acc_stride, accumulate, (0, 0)) },
+                2 => unsafe {
+                    micro::<S, $mr, 2, VPP>(s, x, x_stride, w, kc, acc, acc_stride, accumulate, Prefetch::default())
+                },
                 // SAFETY: as above.
-                3 => unsafe { micro::<S, $mr, 3, VPP>(s, x, x_stride, w, kc, acc, acc_stride, accumulate, (0, 0)) },
+                3 => unsafe {
+                    micro::<S, $mr, 3, VPP>(s, x, x_stride, w, kc, acc, acc_stride, accumulate, Prefetch::default())
+                },
                 // SAFETY: as above.
-                4 => unsafe { micro::<S, $mr, 4, VPP>(s, x, x_stride, w, kc, acc, acc_stride, accumulate, (0, 0)) },
+                4 => unsafe {
+                    micro::<S, $mr, 4, VPP>(s, x, x_stride, w, kc, acc, acc_stride, accumulate, Prefetch::default())
+                },
                 _ => unreachable!("{np} panels per microkernel call"),
             }
         };
@@ -405,10 +501,9 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NP: usize, const VPP: 
         packed[tile.row0 * k..].as_ptr()
     });
     let widened = first.format() != WeightFormat::F32;
-    // A tile of one row group reuses no weight, so it reads each f32 panel
-    // in one pass over k, which suits the prefetchers. Block boundaries do
-    // not change results: the accumulators are stored and reloaded exactly.
-    let block_len = if groups == 1 && !widened { k.max(1) } else { KC };
+    // Block boundaries do not change results: the accumulators are stored
+    // and reloaded exactly.
+    let block_len = if widened { KC } else { f32_block_len(k) };
     let x_len = if shared_x.is_some() { 0 } else { groups * MR * block_len };
     let w_len = if widened { matrices * tile.panels * block_len * NR } else { 0 };
     let mut panel_pointers = vec![std::ptr::null::<f32>(); matrices * tile.panels];
@@ -454,11 +549,18 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NP: usize, const VPP: 
         }
 
         let panel_groups = tile.panels.div_ceil(NP);
-        let prefetch = L2Prefetch::plan(first, second, tile, k, k0, block_len, last, groups * panel_groups * matrices);
-        for g in 0..groups {
-            let group_rows = MR.min(tile.rows - g * MR);
-            for panel in (0..tile.panels).step_by(NP) {
-                let np = NP.min(tile.panels - panel);
+        let calls = panel_groups * groups * matrices;
+        let block_prefetch =
+            if widened { L2Prefetch::plan(first, second, tile, k, k0, block_len, last, calls) } else { None };
+        for panel in (0..tile.panels).step_by(NP) {
+            let np = NP.min(tile.panels - panel);
+            let group_prefetch = if !widened && groups >= L2_PREFETCH_MIN_GROUPS {
+                L2Prefetch::after_group(first, second, tile, panel, NP, k, k0, kc, block_len, groups * matrices)
+            } else {
+                None
+            };
+            for g in 0..groups {
+                let group_rows = MR.min(tile.rows - g * MR);
                 for m in 0..matrices {
                     let panels = &panel_pointers[m * tile.panels + panel..][..np];
                     // SAFETY: row group g has kc·MR packed floats from the
@@ -473,8 +575,14 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NP: usize, const VPP: 
                             None => x_private.add(g * MR * block_len),
                         };
                         if group_rows == MR && np == NP {
-                            let call = (g * panel_groups + panel / NP) * matrices + m;
-                            let prefetch = prefetch.as_ref().map_or((0, 0), |plan| plan.range(call, kc));
+                            let prefetch = if widened {
+                                let call = ((panel / NP) * groups + g) * matrices + m;
+                                block_prefetch.as_ref().map_or(Prefetch::default(), |plan| plan.range(call))
+                            } else {
+                                let call = g * matrices + m;
+                                let l2 = group_prefetch.as_ref().map_or(Prefetch::default(), |plan| plan.range(call));
+                                Prefetch { ahead: L1_AHEAD_ROWS * NR * size_of::<f32>(), ..l2 }
+                            };
                             micro::<S, MR, NP, VPP>(s, x, MR, panels, kc, acc, acc_stride, block > 0, prefetch);
                         } else {
                             micro_dispatch::<S, VPP>(s, group_rows, np, x, MR, panels, kc, acc, acc_stride, block > 0);

@@ -50,6 +50,12 @@ impl Simd for Avx2 {
     }
 
     #[inline(always)]
+    fn prefetch_l1(self, address: usize) {
+        // SAFETY: a prefetch never faults, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(address as *const i8) }
+    }
+
+    #[inline(always)]
     unsafe fn load(self, ptr: *const f32) -> __m256 {
         // SAFETY: the token proves AVX; the caller guarantees 8 readable floats.
         unsafe { _mm256_loadu_ps(ptr) }

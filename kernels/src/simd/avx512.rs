@@ -47,6 +47,12 @@ impl Simd for Avx512 {
     }
 
     #[inline(always)]
+    fn prefetch_l1(self, address: usize) {
+        // SAFETY: a prefetch never faults, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(address as *const i8) }
+    }
+
+    #[inline(always)]
     unsafe fn load(self, ptr: *const f32) -> __m512 {
         // SAFETY: the token proves AVX-512F; the caller guarantees 16 readable floats.
         unsafe { _mm512_loadu_ps(ptr) }

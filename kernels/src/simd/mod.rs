@@ -74,6 +74,13 @@ pub(crate) trait Simd: Copy + Send + Sync + 'static {
         let _ = address;
     }
 
+    /// Hints that the cache line at `address` will be read soon, into L1.
+    /// Tiers without a prefetch instruction ignore it.
+    #[inline(always)]
+    fn prefetch_l1(self, address: usize) {
+        let _ = address;
+    }
+
     /// Loads `LANES` IEEE half-precision values (bit patterns) as f32.
     ///
     /// # Safety

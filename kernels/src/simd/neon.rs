@@ -42,6 +42,14 @@ impl Simd for Neon {
     }
 
     #[inline(always)]
+    fn prefetch_l1(self, address: usize) {
+        // SAFETY: `prfm` is a hint: it never faults and changes no register or memory.
+        unsafe {
+            std::arch::asm!("prfm pldl1keep, [{0}]", in(reg) address, options(nostack, preserves_flags, readonly))
+        }
+    }
+
+    #[inline(always)]
     unsafe fn load(self, ptr: *const f32) -> float32x4_t {
         // SAFETY: the token proves NEON; the caller guarantees 4 readable floats.
         unsafe { vld1q_f32(ptr) }
