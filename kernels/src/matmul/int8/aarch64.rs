@@ -3,7 +3,7 @@
 
 use std::arch::aarch64::*;
 
-use super::{Int8Kernels, Int8Micro, MAX_NP, always, dispatch_rows};
+use super::{Int8Kernels, Int8Micro, MAX_NP, XLayout, always, dispatch_rows};
 use crate::isa::CpuFeatures;
 use crate::matmul::{MatmulJob, Tile};
 use crate::simd::neon::Neon;
@@ -385,6 +385,7 @@ pub(crate) const I8MM: Int8Kernels = Int8Kernels {
     unsigned: false,
     name: "neon-i8mm",
     available: has_i8mm,
+    layout: XLayout::Grouped,
     quantize: quantize_neon,
 };
 
@@ -398,6 +399,7 @@ pub(crate) const DOTPROD: Int8Kernels = Int8Kernels {
     unsigned: false,
     name: "neon-dotprod",
     available: has_dotprod,
+    layout: XLayout::Grouped,
     quantize: quantize_neon,
 };
 
@@ -407,5 +409,6 @@ pub(crate) const NEON: Int8Kernels = Int8Kernels {
     unsigned: false,
     name: "neon",
     available: always,
+    layout: XLayout::Grouped,
     quantize: quantize_neon,
 };

@@ -1,21 +1,20 @@
 //! The int8 matmul of the `amx` tier: `tdpbssd` on AMX tiles.
 //!
-//! X is quantised as signed bytes in groups of 16 rows (layout in [`super`]).
-//! Each tile first copies its rows to row-major order, with `k` rounded up
-//! to a multiple of 64 bytes by zeros, so that an A tile is 16 rows × 64
-//! bytes. A B tile is 16 consecutive groups of 4 input features of one
-//! weight panel: 1024 contiguous bytes of the packed layout, and the last
-//! partial block is copied into a zero-padded buffer. `tdpbssd` sums the
-//! products of signed bytes exactly in i32, so the sums, and after
-//! [`dequantize`] the outputs, are bitwise those of every other int8 kernel.
+//! X is quantised as signed bytes straight into row-major order, once per
+//! call for all tiles. Each row is padded by zeros to a multiple of 64
+//! bytes, so that an A tile is 16 rows × 64 bytes read in place. A B tile is
+//! 16 consecutive groups of 4 input features of one weight panel: 1024
+//! contiguous bytes of the packed layout, and the last partial block is
+//! copied into a zero-padded buffer. `tdpbssd` sums the products of signed
+//! bytes exactly in i32, so the sums, and after [`dequantize`] the outputs,
+//! are bitwise those of every other int8 kernel.
 
 use std::arch::asm;
-use std::cell::Cell;
 
-use super::x86::quantize_avx512;
-use super::{Int8Kernels, dequantize, quantized_input};
+use super::{Int8Kernels, XLayout, dequantize, quantized_input};
 use crate::isa::CpuFeatures;
 use crate::matmul::amx::x86::{B_TILE_BYTES, BLOCK, BTile, MR, TileConfig, block_dispatch};
+use crate::matmul::packed::quantize_row_inline;
 use crate::matmul::simd::{epilogue, return_scratch, take_scratch};
 use crate::matmul::{MatmulJob, NR, Tile};
 use crate::simd::avx512::Avx512;
@@ -25,23 +24,35 @@ const A_ROW_BYTES: usize = 64;
 /// Groups of 4 input features per A tile row and per B tile.
 const TILE_GROUPS: usize = A_ROW_BYTES / 4;
 
-thread_local! {
-    /// Row-major quantised X of the tiles computed on this thread, kept between tiles.
-    static X_ROWS: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-}
-
-/// Copies `row_groups` groups of `MR` quantised rows from the grouped layout
-/// (`k4` bytes per row) to row-major `out`, `stride` bytes per row with zeros
-/// from `k4` on.
-fn to_row_major(grouped: &[u8], k4: usize, row_groups: usize, stride: usize, out: &mut [u8]) {
-    for g in 0..row_groups {
-        let group = &grouped[g * MR * k4..(g + 1) * MR * k4];
-        for i in 0..MR {
-            let row = &mut out[(g * MR + i) * stride..(g * MR + i + 1) * stride];
-            for (t, quad) in row[..k4].chunks_exact_mut(4).enumerate() {
-                quad.copy_from_slice(&group[(t * MR + i) * 4..][..4]);
+/// Quantises the rows `x` of one group of `MR` rows into row-major
+/// `group`, `group.len() / MR` bytes per row, with zeros past `k` and for
+/// the missing rows. The scales and integers are those of
+/// [`quantize_group`](super::quantize_group).
+///
+/// # Safety
+/// The CPU must support the `amx` tier.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn quantize_rows(
+    x: &[f32],
+    k: usize,
+    unsigned: bool,
+    group: &mut [u8],
+    scales: &mut [f32],
+    row_buffer: &mut [i8],
+) {
+    assert!(!unsigned, "the AMX int8 tile reads X as signed bytes");
+    let stride = group.len() / scales.len();
+    let rows = x.len() / k;
+    for (i, (row, scale)) in group.chunks_exact_mut(stride).zip(scales.iter_mut()).enumerate() {
+        if i < rows {
+            *scale = quantize_row_inline(&x[i * k..(i + 1) * k], row_buffer);
+            for (byte, &q) in row.iter_mut().zip(row_buffer.iter()) {
+                *byte = q as u8;
             }
-            row[k4..].fill(0);
+            row[k..].fill(0);
+        } else {
+            *scale = 0.0;
+            row.fill(0);
         }
     }
 }
@@ -61,16 +72,12 @@ fn to_row_major(grouped: &[u8], k4: usize, row_groups: usize, stride: usize, out
 unsafe fn tile(job: &MatmulJob<'_>, tile: Tile) {
     // SAFETY: this function runs only where its features were detected.
     let s = unsafe { Avx512::new_unchecked() };
-    let input = quantized_input(job, tile, MR);
+    let input = quantized_input(job, tile, MR, LAYOUT);
     assert!(!input.unsigned, "the AMX int8 tile reads X as signed bytes");
-    let k4 = job.k.next_multiple_of(4);
-    let groups = k4 / 4;
-    let stride = k4.next_multiple_of(A_ROW_BYTES);
+    let groups = job.k.div_ceil(4);
+    let stride = LAYOUT.row_bytes(job.k);
     let row_tiles = tile.rows.div_ceil(MR);
-    let mut x_rows = X_ROWS.take();
-    x_rows.resize(x_rows.len().max(row_tiles * MR * stride), 0);
-    let grouped = &input.bytes[tile.row0 * k4..(tile.row0 + row_tiles * MR) * k4];
-    to_row_major(grouped, k4, row_tiles, stride, &mut x_rows);
+    let x_rows = &input.bytes[tile.row0 * stride..(tile.row0 + row_tiles * MR) * stride];
 
     let (first, second) = job.matrices();
     let matrices: Vec<_> = [Some(first), second].into_iter().flatten().collect();
@@ -142,13 +149,22 @@ unsafe fn tile(job: &MatmulJob<'_>, tile: Tile) {
     // registers and configuration to their initial state.
     unsafe { asm!("tilerelease", options(nomem, nostack, preserves_flags)) };
     return_scratch(scratch);
-    X_ROWS.set(x_rows);
 }
 
 fn has_amx_int8(features: &CpuFeatures) -> bool {
     features.amx_int8
 }
 
+/// Layout of the quantised X: whole A tile rows.
+const LAYOUT: XLayout = XLayout::RowMajor { align: A_ROW_BYTES };
+
 /// The `amx` tier's int8 matmul.
-pub(crate) const KERNELS: Int8Kernels =
-    Int8Kernels { tile, mr: MR, unsigned: false, name: "amx", available: has_amx_int8, quantize: quantize_avx512 };
+pub(crate) const KERNELS: Int8Kernels = Int8Kernels {
+    tile,
+    mr: MR,
+    unsigned: false,
+    name: "amx",
+    available: has_amx_int8,
+    layout: LAYOUT,
+    quantize: quantize_rows,
+};

@@ -19,7 +19,8 @@
 //! of 4, with zeros past `k` and past the last row. So the 4 bytes that a
 //! row contributes to one weight group are adjacent, ready to be broadcast.
 //! Kernels that need unsigned X (AVX-512 VNNI `vpdpbusd` multiplies u8 by
-//! s8) store `q + 128` and subtract `128·Σ_k qw` from every sum.
+//! s8) store `q + 128` and subtract `128·Σ_k qw` from every sum. The AMX
+//! kernel reads whole rows instead ([`XLayout::RowMajor`]).
 
 use std::cell::Cell;
 
@@ -65,15 +66,38 @@ thread_local! {
     static X_SCALES: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
-/// X of one call, quantised per row in the layout of the module documentation.
+/// Memory layout of the quantised X of a call, chosen by the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum XLayout {
+    /// Groups of MR rows with their groups of 4 input features interleaved
+    /// (the module documentation).
+    Grouped,
+    /// Row after row, each padded with zeros from `k` to a multiple of
+    /// `align` bytes.
+    RowMajor { align: usize },
+}
+
+impl XLayout {
+    /// Returns the bytes of one quantised row of `k` input features.
+    pub(crate) fn row_bytes(self, k: usize) -> usize {
+        match self {
+            XLayout::Grouped => k.next_multiple_of(4),
+            XLayout::RowMajor { align } => k.next_multiple_of(4).next_multiple_of(align),
+        }
+    }
+}
+
+/// X of one call, quantised per row in the kernel's [`XLayout`].
 #[derive(Clone, Copy)]
 pub(crate) struct QuantizedInput<'a> {
+    /// Groups of `rows_per_group` rows, `rows_per_group·layout.row_bytes(k)` bytes each.
     pub bytes: &'a [u8],
     /// One scale per row, rows rounded up to a multiple of `rows_per_group`.
     pub scales: &'a [f32],
     pub rows_per_group: usize,
     /// The bytes are `q + 128` as u8 rather than `q` as i8.
     pub unsigned: bool,
+    pub layout: XLayout,
 }
 
 /// The int8 matmul kernel of a tier.
@@ -87,12 +111,15 @@ pub(crate) struct Int8Kernels {
     pub name: &'static str,
     /// Reports whether the CPU has the features the kernel needs beyond its tier's.
     pub available: fn(&CpuFeatures) -> bool,
-    /// [`quantize_group`] compiled for the kernel's instruction set.
+    /// Layout of the quantised X that the kernel reads.
+    pub layout: XLayout,
+    /// [`quantize_group`], or for [`XLayout::RowMajor`] a row-major
+    /// quantiser, compiled for the kernel's instruction set.
     pub quantize: QuantizeKernel,
 }
 
 /// Quantises one group of X rows: `(x, k, unsigned, group, scales, row_buffer)`
-/// as in [`quantize_group`].
+/// as in [`quantize_group`], into the kernel's [`XLayout`].
 ///
 /// # Safety
 /// The CPU must support the instruction set the function is compiled for.
@@ -109,6 +136,7 @@ pub(crate) const SCALAR: Int8Kernels = Int8Kernels {
     unsigned: false,
     name: "scalar",
     available: always,
+    layout: XLayout::Grouped,
     quantize: quantize_group_scalar,
 };
 
@@ -199,9 +227,9 @@ pub(crate) fn quantize_group(
 /// `kernels.mr` rows (layout in the module documentation).
 fn quantize_input(kernels: Int8Kernels, x: &[f32], rows: usize, k: usize, bytes: &mut [u8], scales: &mut [f32]) {
     let mr = kernels.mr;
-    let k4 = k.next_multiple_of(4);
-    let group_len = mr * k4;
-    assert_eq!(bytes.len(), rows.next_multiple_of(mr) * k4, "quantised X buffer has the wrong length");
+    let row_bytes = kernels.layout.row_bytes(k);
+    let group_len = mr * row_bytes;
+    assert_eq!(bytes.len(), rows.next_multiple_of(mr) * row_bytes, "quantised X buffer has the wrong length");
     assert_eq!(scales.len(), rows.next_multiple_of(mr), "X scale buffer has the wrong length");
     if group_len == 0 {
         scales.fill(0.0);
@@ -239,7 +267,7 @@ pub(crate) fn run(
     }
 
     let padded_rows = rows.next_multiple_of(kernels.mr);
-    let len = padded_rows * k.next_multiple_of(4);
+    let len = padded_rows * kernels.layout.row_bytes(k);
     let mut bytes = X_QUANTIZED.take();
     bytes.resize(bytes.len().max(len), 0);
     let mut scales = X_SCALES.take();
@@ -260,6 +288,7 @@ pub(crate) fn run(
             scales: &scales[..padded_rows],
             rows_per_group: kernels.mr,
             unsigned: kernels.unsigned,
+            layout: kernels.layout,
         }),
     };
     // SAFETY: `Kernels` exists only for tiers the CPU supports, the int8
@@ -270,8 +299,9 @@ pub(crate) fn run(
 }
 
 /// Returns the quantised X of an int8 job, checked against `mr` and the tile.
-fn quantized_input<'a>(job: &MatmulJob<'a>, tile: Tile, mr: usize) -> QuantizedInput<'a> {
+fn quantized_input<'a>(job: &MatmulJob<'a>, tile: Tile, mr: usize, layout: XLayout) -> QuantizedInput<'a> {
     let input = job.x_int8.expect("int8 tile without quantised X");
+    assert_eq!(input.layout, layout, "X quantised in another layout");
     assert!(
         input.rows_per_group == mr && tile.row0.is_multiple_of(mr),
         "X quantised for {} rows per group",
@@ -287,7 +317,7 @@ fn quantized_input<'a>(job: &MatmulJob<'a>, tile: Tile, mr: usize) -> QuantizedI
 /// # Safety
 /// No other task may write the tile's part of the output meanwhile.
 unsafe fn tile_scalar(job: &MatmulJob<'_>, tile: Tile) {
-    let input = quantized_input(job, tile, SCALAR_MR);
+    let input = quantized_input(job, tile, SCALAR_MR, XLayout::Grouped);
     let k4 = job.k.next_multiple_of(4);
     let offset_factor = if input.unsigned { 128 } else { 0 };
     let acc_stride = tile.panels * NR;
@@ -373,7 +403,7 @@ fn panel_pointers(w: &PackedMatrix, panel: usize, np: usize, count: usize, k0: u
 pub(crate) unsafe fn tile<S: Simd, M: Int8Micro>(s: S, micro: M, job: &MatmulJob<'_>, tile: Tile) {
     const { assert!(M::NP <= MAX_NP) };
     let mr = M::MR;
-    let input = quantized_input(job, tile, mr);
+    let input = quantized_input(job, tile, mr, XLayout::Grouped);
     let k4 = job.k.next_multiple_of(4);
     let offset_factor = if input.unsigned { 128 } else { 0 };
     let (first, second) = job.matrices();

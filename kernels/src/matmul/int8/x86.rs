@@ -2,7 +2,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{Int8Kernels, Int8Micro, MAX_NP, NR, always, dispatch_rows};
+use super::{Int8Kernels, Int8Micro, MAX_NP, NR, XLayout, always, dispatch_rows};
 use crate::isa::CpuFeatures;
 use crate::matmul::{MatmulJob, Tile};
 use crate::simd::avx2::Avx2;
@@ -216,6 +216,7 @@ pub(crate) const VNNI: Int8Kernels = Int8Kernels {
     unsigned: true,
     name: "avx512-vnni",
     available: has_vnni,
+    layout: XLayout::Grouped,
     quantize: quantize_avx512,
 };
 
@@ -225,5 +226,6 @@ pub(crate) const AVX2: Int8Kernels = Int8Kernels {
     unsigned: false,
     name: "avx2",
     available: always,
+    layout: XLayout::Grouped,
     quantize: quantize_avx2,
 };
