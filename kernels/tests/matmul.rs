@@ -309,8 +309,8 @@ fn linear_model_sized_shape() {
 #[test]
 fn linear_input_copied_per_tile() {
     // X larger than SHARED_PACK_MAX_BYTES is copied by each tile, one
-    // reduction block at a time; 1029 rows leave a partial row group. With
-    // f32 weights k = 1100 is one block.
+    // reduction block at a time; 1029 rows leave a partial row group, and
+    // k = 1100 a partial block.
     let (rows, k) = (1029, 1100);
     assert!(rows * k * 4 > jclip_kernels::matmul::SHARED_PACK_MAX_BYTES);
     check_case(Case { bias: true, offset: 3, ..Case::plain(rows, 37, k) }, 510);

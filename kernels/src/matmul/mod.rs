@@ -11,14 +11,16 @@
 //!    [`SHARED_PACK_MAX_BYTES`] is made once and shared by the tiles. Larger
 //!    inputs are copied per tile and reduction block, so that the reads of X
 //!    overlap the arithmetic;
-//! 3. within a tile, split `k` into blocks: all of it up to [`F32_KC_MAX`]
-//!    for f32 weights, [`KC`] for widened ones. For every group of the
-//!    tier's NP panels, and within it every row group, run the
-//!    register-tiled microkernel (MR rows × NP·NR features) over the block.
-//!    A panel group's weights are thus read from memory once and reused
-//!    from cache by the following row groups. After the last block, apply
-//!    the epilogue (bias, activation, gate product, residual) to the
-//!    microkernel's output while it is still in L1.
+//! 3. within a tile, run the register-tiled microkernel (MR rows × NP·NR
+//!    features, NP being the tier's panels per call) over every row group
+//!    and group of NP panels, one reduction block at a time. Tiles of f32
+//!    weights and at most 200 rows loop over panel groups outermost, each
+//!    over all of `k` up to [`F32_KC_MAX`], so that a panel group's weights
+//!    are read from memory once and reused from cache by the following row
+//!    groups. Other tiles loop over row groups outermost, over blocks of
+//!    [`KC`]. After the last block, apply the epilogue (bias, activation,
+//!    gate product, residual) to the microkernel's output while it is still
+//!    in L1.
 //!
 //! Every output element is the same fused multiply-add chain over `k` in
 //! ascending order, whatever the tile, row group or thread it falls in, so
@@ -52,17 +54,17 @@ pub const NR: usize = 16;
 /// tokens of an image, a few short texts) in one piece, so threads split the
 /// output features into tiles of equal work.
 pub const MC: usize = 256;
-/// Reduction block for weights widened from half precision: the tile's
-/// widened weights for one block (`KC·NC_PANELS·NR` floats, 512 KiB) stay
+/// Reduction block of tiles that loop over row groups outermost: the
+/// tile's weights for one block (`KC·NC_PANELS·NR` floats, 512 KiB) stay
 /// in L2 while its row groups pass. Blocks of 128 to 384 measured within
 /// noise of each other on the development machine.
 pub const KC: usize = 256;
-/// Maximum reduction block over f32 weights, which are read in place. The
-/// weights of one panel group for a block (`F32_KC_MAX·NP·NR` floats, 768
-/// KiB at NP = 3) stay in L2 while the tile's row groups pass, and every
-/// layer of the model (k ≤ 3072) runs in one block.
+/// Maximum reduction block of tiles that loop over panel groups outermost.
+/// The weights of one panel group for a block (`F32_KC_MAX·NP·NR` floats,
+/// 768 KiB at NP = 3) stay in L2 while the tile's row groups pass, and
+/// every layer of the model (k ≤ 3072) runs in one block.
 pub const F32_KC_MAX: usize = 4096;
-/// Panels per tile at most: the tile's widened weights for one block
+/// Panels per tile at most: the tile's weights for one block
 /// (`KC·NC_PANELS·NR` floats, 512 KiB) and its accumulators
 /// (`MC·NC_PANELS·NR` floats, 512 KiB) stay in L2 while its row groups pass.
 pub const NC_PANELS: usize = 32;

@@ -143,28 +143,38 @@ pub(crate) struct Prefetch {
 /// for its weights from memory.
 const L1_AHEAD_ROWS: usize = 32;
 
+/// Maximum row groups for which a tile over f32 weights runs panel groups
+/// outermost, each over all of `k`, rather than row groups outermost over
+/// blocks of [`KC`]: up to 200 rows, one image or a text of 200 tokens.
+/// With weights read from memory, as in a forward pass, panels outermost
+/// was faster at every M measured, up to 1576. With weights that stay in
+/// cache, as in the criterion benchmark, it was 10 to 15 % slower at M =
+/// 512 and 1576, probably because X then streams from L2 rather than L1,
+/// while batches of 512 and 1576 rows ran level in the model either way.
+const PANELS_OUTER_MAX_GROUPS: usize = 25;
+
 /// Minimum row groups for which the calls on one group of f32 panels also
 /// fetch the next group's weights into L2 ([`L2Prefetch::after_group`]).
 /// With fewer, each call would have to fetch more than one line per step,
 /// faster than memory delivers, and the calls stall on the requests.
 ///
 /// Measured on one thread with 32 copies of the weights used in turn, so
-/// that they come from memory as in a forward pass, against the previous
-/// order (row groups outer, blocks of 256, the next block fetched into L2):
-/// 8×768×768 from 50 to 78 GFLOP/s, 16×768×3072 from 59 to 74, 32×768×768
-/// from 95 to 126, 64×2304×768 from 107 to 131, 197×2304×768 from 122 to
-/// 137 and 512×2304×768 from 128 to 135; on two threads 16×768×768 from
-/// 136 to 162 and 197×2304×768 from 252 to 275.
+/// that they come from memory as in a forward pass. Against row groups
+/// outermost (blocks of 256, the next block fetched into L2), panels
+/// outermost with these prefetches took 8×768×768 from 50 to 78 GFLOP/s, 16×768×3072
+/// from 59 to 74, 32×768×768 from 95 to 126, 64×2304×768 from 107 to 131
+/// and 197×2304×768 from 122 to 137; on two threads 16×768×768 from 136
+/// to 162 and 197×2304×768 from 252 to 275.
 const L2_PREFETCH_MIN_GROUPS: usize = 3;
 
 /// The weights that a set of microkernel calls fetch into L2 for later
 /// calls, spread evenly over the calls, a few lines per step: a burst of
 /// prefetches at the start made the matmul slower than none.
 ///
-/// For f32 panels, the calls of one panel group fetch the next group (see
-/// [`L2Prefetch::after_group`]). For widened panels, the calls of one
-/// reduction block fetch the tile's next block, or after its last block
-/// the first block of the panels that follow the tile (see
+/// When a tile runs panel groups outermost, the calls of one panel group
+/// fetch the next group (see [`L2Prefetch::after_group`]). Otherwise the
+/// calls of one reduction block fetch the tile's next block, or after its
+/// last block the first block of the panels that follow the tile (see
 /// [`L2Prefetch::plan`]).
 struct L2Prefetch<'a> {
     /// The matrices whose panels are fetched: the product's one or two.
@@ -208,8 +218,8 @@ impl<'a> L2Prefetch<'a> {
         Some(L2Prefetch::rows(first, second, panel0, panels, row0, block_len.min(k - row0), calls))
     }
 
-    /// Returns the plan of the f32 weights read after panel group `panel`
-    /// (the tile's panels `panel..panel + np`) of block `k0..k0 + kc`: the
+    /// Returns the plan of the weights read after panel group `panel` (the
+    /// tile's panels `panel..panel + np`) of block `k0..k0 + kc`. That is the
     /// next group of the block, else the first group of the tile's next
     /// block, else the first panels after the tile, which the next tile in
     /// order reads first. `None` when nothing follows.
@@ -503,7 +513,8 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NP: usize, const VPP: 
     let widened = first.format() != WeightFormat::F32;
     // Block boundaries do not change results: the accumulators are stored
     // and reloaded exactly.
-    let block_len = if widened { KC } else { f32_block_len(k) };
+    let panels_outer = !widened && groups <= PANELS_OUTER_MAX_GROUPS;
+    let block_len = if panels_outer { f32_block_len(k) } else { KC };
     let x_len = if shared_x.is_some() { 0 } else { groups * MR * block_len };
     let w_len = if widened { matrices * tile.panels * block_len * NR } else { 0 };
     let mut panel_pointers = vec![std::ptr::null::<f32>(); matrices * tile.panels];
@@ -551,54 +562,57 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NP: usize, const VPP: 
         let panel_groups = tile.panels.div_ceil(NP);
         let calls = panel_groups * groups * matrices;
         let block_prefetch =
-            if widened { L2Prefetch::plan(first, second, tile, k, k0, block_len, last, calls) } else { None };
-        for panel in (0..tile.panels).step_by(NP) {
-            let np = NP.min(tile.panels - panel);
-            let group_prefetch = if !widened && groups >= L2_PREFETCH_MIN_GROUPS {
-                L2Prefetch::after_group(first, second, tile, panel, NP, k, k0, kc, block_len, groups * matrices)
+            if panels_outer { None } else { L2Prefetch::plan(first, second, tile, k, k0, block_len, last, calls) };
+        let mut group_prefetch = None;
+        for step in 0..panel_groups * groups {
+            let (g, panel) = if panels_outer {
+                (step % groups, step / groups * NP)
             } else {
-                None
+                (step / panel_groups, step % panel_groups * NP)
             };
-            for g in 0..groups {
-                let group_rows = MR.min(tile.rows - g * MR);
-                for m in 0..matrices {
-                    let panels = &panel_pointers[m * tile.panels + panel..][..np];
-                    // SAFETY: row group g has kc·MR packed floats from the
-                    // block's start (k·MR per group when shared, block_len·MR
-                    // when private), and each panel has kc·NR floats. The
-                    // accumulator block of matrix m has room for group_rows
-                    // rows of np·NR floats.
-                    unsafe {
-                        let acc = accumulators.add(m * acc_len + g * MR * acc_stride + panel * NR);
-                        let x = match shared_x {
-                            Some(packed) => packed.add(g * MR * k + k0 * MR),
-                            None => x_private.add(g * MR * block_len),
-                        };
-                        if group_rows == MR && np == NP {
-                            let prefetch = if widened {
-                                let call = ((panel / NP) * groups + g) * matrices + m;
-                                block_prefetch.as_ref().map_or(Prefetch::default(), |plan| plan.range(call))
-                            } else {
-                                let call = g * matrices + m;
-                                let l2 = group_prefetch.as_ref().map_or(Prefetch::default(), |plan| plan.range(call));
-                                Prefetch { ahead: L1_AHEAD_ROWS * NR * size_of::<f32>(), ..l2 }
-                            };
-                            micro::<S, MR, NP, VPP>(s, x, MR, panels, kc, acc, acc_stride, block > 0, prefetch);
+            let np = NP.min(tile.panels - panel);
+            if panels_outer && g == 0 && groups >= L2_PREFETCH_MIN_GROUPS {
+                group_prefetch =
+                    L2Prefetch::after_group(first, second, tile, panel, NP, k, k0, kc, block_len, groups * matrices);
+            }
+            let group_rows = MR.min(tile.rows - g * MR);
+            for m in 0..matrices {
+                let panels = &panel_pointers[m * tile.panels + panel..][..np];
+                // SAFETY: row group g has kc·MR packed floats from the
+                // block's start (k·MR per group when shared, block_len·MR
+                // when private), and each panel has kc·NR floats. The
+                // accumulator block of matrix m has room for group_rows
+                // rows of np·NR floats.
+                unsafe {
+                    let acc = accumulators.add(m * acc_len + g * MR * acc_stride + panel * NR);
+                    let x = match shared_x {
+                        Some(packed) => packed.add(g * MR * k + k0 * MR),
+                        None => x_private.add(g * MR * block_len),
+                    };
+                    if group_rows == MR && np == NP {
+                        let prefetch = if !panels_outer {
+                            let call = step * matrices + m;
+                            block_prefetch.as_ref().map_or(Prefetch::default(), |plan| plan.range(call))
                         } else {
-                            micro_dispatch::<S, VPP>(s, group_rows, np, x, MR, panels, kc, acc, acc_stride, block > 0);
-                        }
+                            let call = g * matrices + m;
+                            let l2 = group_prefetch.as_ref().map_or(Prefetch::default(), |plan| plan.range(call));
+                            Prefetch { ahead: L1_AHEAD_ROWS * NR * size_of::<f32>(), ..l2 }
+                        };
+                        micro::<S, MR, NP, VPP>(s, x, MR, panels, kc, acc, acc_stride, block > 0, prefetch);
+                    } else {
+                        micro_dispatch::<S, VPP>(s, group_rows, np, x, MR, panels, kc, acc, acc_stride, block > 0);
                     }
                 }
-                if last {
-                    let col0 = (tile.panel0 + panel) * NR;
-                    let cols = (np * NR).min(job.n - col0);
-                    // SAFETY: the block lies in this tile, whose output the
-                    // caller reserved, and the accumulators hold it.
-                    unsafe {
-                        let acc = accumulators.add(g * MR * acc_stride + panel * NR);
-                        let value_acc = if matrices == 2 { acc.add(acc_len) } else { acc };
-                        epilogue(s, job, acc, value_acc, acc_stride, tile.row0 + g * MR, group_rows, col0, cols);
-                    }
+            }
+            if last {
+                let col0 = (tile.panel0 + panel) * NR;
+                let cols = (np * NR).min(job.n - col0);
+                // SAFETY: the block lies in this tile, whose output the
+                // caller reserved, and the accumulators hold it.
+                unsafe {
+                    let acc = accumulators.add(g * MR * acc_stride + panel * NR);
+                    let value_acc = if matrices == 2 { acc.add(acc_len) } else { acc };
+                    epilogue(s, job, acc, value_acc, acc_stride, tile.row0 + g * MR, group_rows, col0, cols);
                 }
             }
         }
