@@ -6,8 +6,12 @@
 //! virtual machine, whose idle vCPU the host may deschedule. On a 16-token
 //! text that wake-up is a large part of each matmul. [`with_workers_polling`]
 //! keeps the other workers of the pool looking for work for the length of
-//! one pass, as the thread pools of OpenMP runtimes and ONNX Runtime spin
-//! between parallel regions.
+//! one pass. Other runtimes spin between parallel regions too: ONNX
+//! Runtime's intra-op pool by default (`session.intra_op.allow_spinning`,
+//! <https://onnxruntime.ai/docs/performance/tune-performance/threading.html>),
+//! and GNU libgomp's threads for 300,000 spins before they sleep when
+//! `OMP_WAIT_POLICY` is unset
+//! (<https://gcc.gnu.org/onlinedocs/libgomp/GOMP_005fSPINCOUNT.html>).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
