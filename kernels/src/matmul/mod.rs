@@ -27,7 +27,7 @@
 //! results are bitwise reproducible for a given tier. `k` is never split
 //! across threads.
 //!
-//! Weights in [`WeightFormat::Int8`] take the integer path of [`int8`]: X is
+//! Weights in [`WeightFormat::Int8`] take the integer path of the `int8` module: X is
 //! quantised per row once per call, the products are summed exactly in i32,
 //! and the sums are scaled to f32 before the same epilogue.
 
@@ -330,7 +330,7 @@ impl Kernels {
     /// # Panics
     /// If a slice length disagrees with `rows`, `w.n()` or `w.k()`.
     /// With [`WeightFormat::Int8`] weights, X is quantised per row first
-    /// (see [`int8`](self::int8) for the scheme).
+    /// (see the `int8` module for the scheme).
     pub fn linear(&self, x: &[f32], rows: usize, w: &PackedMatrix, epilogue: Epilogue<'_>, y: &mut [f32]) {
         check_shapes(x, rows, w, y);
         let n = w.n();
