@@ -200,7 +200,7 @@ fn input_errors_name_the_file_and_the_flag() {
     let output = jclip(&["embed", "--model", path(dir.path()), "--texts-file", path(&empty)]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("empty.txt held no lines"), "{stderr}");
+    assert!(stderr.contains("empty.txt held no inputs"), "{stderr}");
 
     let latin1 = scratch.path().join("latin1.txt");
     std::fs::write(&latin1, b"caf\xe9\n").unwrap();

@@ -4,6 +4,9 @@
  *
  *   usage: embed [--expect FILE.npy] MODEL_DIR IMAGE [TEXT...]
  *
+ * It then passes an invalid UTF-8 text on purpose and prints the status of
+ * that call, which must be JCLIP_ERR_INVALID_UTF8.
+ *
  * With --expect, it also compares every value with a float32 array of shape
  * [texts + 1, dim] (the texts, then the image) such as
  * `jclip embed --text ... --image IMAGE --format npy` writes, and exits
@@ -221,7 +224,7 @@ int main(int argc, char **argv) {
     /* A failed call returns its status, names the input at fault and writes nothing. */
     jclip_text invalid[] = {{.data = "fine", .length = 4}, {.data = "caf\xC3(", .length = 5}};
     status = jclip_embed_texts(model, invalid, 2, true, text_embeddings, 2 * text_dim);
-    printf("invalid UTF-8: %s: %s\n", jclip_status_name(status), jclip_last_error());
+    printf("expected error for invalid UTF-8: %s: %s\n", jclip_status_name(status), jclip_last_error());
     int failed = status != JCLIP_ERR_INVALID_UTF8;
 
     if (expect != NULL) {

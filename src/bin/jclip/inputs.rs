@@ -103,7 +103,10 @@ impl InputArgs {
         if files.is_empty() {
             "nothing to embed: give --text, --texts-file, --image or --images-file".into()
         } else {
-            format!("nothing to embed: {} held no lines; give a file with one input per line", files.join(", "))
+            format!(
+                "nothing to embed: {} held no inputs (image lists skip blank lines); give a file with one input per line",
+                files.join(", ")
+            )
         }
     }
 }

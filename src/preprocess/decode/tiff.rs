@@ -100,7 +100,7 @@ pub(super) fn decode(source: &Source) -> Result<Decoded, ImageError> {
             }
         }
         (color_type, _) => {
-            return Err(source.unsupported(FORMAT, format!("{color_type:?} samples")));
+            return Err(source.unsupported(FORMAT, describe(color_type)));
         }
     }
     if data.len() != pixels * 3 {
@@ -132,4 +132,22 @@ fn unpremultiply(rgb: [u8; 3], alpha: u8) -> [u8; 3] {
         255 => rgb,
         a => rgb.map(|c| (u32::from(c) * 255 / u32::from(a)).min(255) as u8),
     }
+}
+
+/// Names a colour type for an error message, for example "RGB with 16 bits per sample".
+fn describe(color_type: ColorType) -> String {
+    let (name, bits) = match color_type {
+        ColorType::Gray(bits) => ("grey", bits),
+        ColorType::RGB(bits) => ("RGB", bits),
+        ColorType::Palette(bits) => ("palette", bits),
+        ColorType::GrayA(bits) => ("grey with alpha", bits),
+        ColorType::RGBA(bits) => ("RGBA", bits),
+        ColorType::CMYK(bits) => ("CMYK", bits),
+        ColorType::YCbCr(bits) => ("YCbCr", bits),
+        ColorType::Multiband { bit_depth, num_samples } => {
+            return format!("{num_samples} samples per pixel with {bit_depth} bits each");
+        }
+        other => return format!("colour type {other:?}"),
+    };
+    format!("{name} with {bits} bits per sample")
 }
