@@ -74,6 +74,8 @@ pub(crate) enum XLayout {
     Grouped,
     /// Row after row, each padded with zeros from `k` to a multiple of
     /// `align` bytes.
+    // Only the AMX kernel of x86-64 reads this layout.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     RowMajor { align: usize },
 }
 
