@@ -15,8 +15,8 @@
 //!    features, NP being the tier's panels per call) over every row group
 //!    and group of NP panels, one reduction block at a time. Tiles of f32
 //!    weights and at most 200 rows loop over panel groups outermost, each
-//!    over all of `k` up to [`F32_KC_MAX`], so that a panel group's weights
-//!    are read from memory once and reused from cache by the following row
+//!    over all of `k` up to [`F32_KC_MAX`]. A panel group's weights are then
+//!    read from memory once and reused from cache by the following row
 //!    groups. Other tiles loop over row groups outermost, over blocks of
 //!    [`KC`]. After the last block, apply the epilogue (bias, activation,
 //!    gate product, residual) to the microkernel's output while it is still

@@ -159,12 +159,12 @@ const PANELS_OUTER_MAX_GROUPS: usize = 25;
 /// faster than memory delivers, and the calls stall on the requests.
 ///
 /// Measured on one thread with 32 copies of the weights used in turn, so
-/// that they come from memory as in a forward pass. Against row groups
-/// outermost (blocks of 256, the next block fetched into L2), panels
-/// outermost with these prefetches took 8×768×768 from 50 to 78 GFLOP/s, 16×768×3072
-/// from 59 to 74, 32×768×768 from 95 to 126, 64×2304×768 from 107 to 131
-/// and 197×2304×768 from 122 to 137; on two threads 16×768×768 from 136
-/// to 162 and 197×2304×768 from 252 to 275.
+/// that they come from memory as in a forward pass, against row groups
+/// outermost (blocks of 256, the next block fetched into L2). Panels
+/// outermost with these prefetches took 8×768×768 from 50 to 78 GFLOP/s,
+/// 16×768×3072 from 59 to 74, 32×768×768 from 95 to 126, 64×2304×768 from
+/// 107 to 131 and 197×2304×768 from 122 to 137. On two threads they took
+/// 16×768×768 from 136 to 162 and 197×2304×768 from 252 to 275.
 const L2_PREFETCH_MIN_GROUPS: usize = 3;
 
 /// The weights that a set of microkernel calls fetch into L2 for later
