@@ -95,6 +95,19 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// Returns the position in the request of the input the error is about,
+    /// for the errors that concern one input (its text or image could not
+    /// be prepared); `None` for the others. The position counts from 0 over
+    /// the inputs of the call.
+    pub fn input_index(&self) -> Option<usize> {
+        match self {
+            Error::TokenOutOfRange { index, .. } | Error::InputTooLong { index, .. } | Error::Image { index, .. } => {
+                Some(*index)
+            }
+            _ => None,
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io { path: path.into(), source }
     }

@@ -107,6 +107,49 @@ fn errors_go_to_stderr_with_nonzero_exit() {
 }
 
 #[test]
+fn errors_name_the_list_line() {
+    let dir = synth_model(Preset::Tiny, SynthNaming::Flash, SynthDtype::F32);
+    let scratch = tempfile::tempdir().unwrap();
+    let camera = fixtures().join("images/camera.png");
+    let images = scratch.path().join("images.txt");
+    // A blank line counts: the missing image is on line 3.
+    std::fs::write(&images, format!("{}\n\nmissing.png\n", camera.display())).unwrap();
+    let output = jclip(&["embed", "--model", path(dir.path()), "--text", "x", "--images-file", path(&images)]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.starts_with("error: image 2:"), "{stderr}");
+    assert!(stderr.contains(path(&scratch.path().join("missing.png"))), "{stderr}");
+    assert!(stderr.contains(&format!("(listed on line 3 of {})", images.display())), "{stderr}");
+
+    // In `similarity` the texts and the images are embedded apart; the line
+    // is still the one of the failing input.
+    let texts = scratch.path().join("texts.txt");
+    std::fs::write(&texts, format!("short\n{}\n", "word ".repeat(40))).unwrap();
+    let output = jclip(&[
+        "similarity",
+        "--model",
+        path(dir.path()),
+        "--max-length",
+        "16",
+        "--truncate",
+        "none",
+        "--image",
+        path(&camera),
+        "--texts-file",
+        path(&texts),
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("text 1 has 42 tokens"), "{stderr}");
+    assert!(stderr.contains(&format!("(listed on line 2 of {})", texts.display())), "{stderr}");
+
+    // An input given as an option has no list line.
+    let output = jclip(&["embed", "--model", path(dir.path()), "--image", "missing.png"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && !stderr.contains("listed on"), "{stderr}");
+}
+
+#[test]
 fn truncate_none_rejects_long_text() {
     let dir = synth_model(Preset::Tiny, SynthNaming::Flash, SynthDtype::F32);
     let long = "word ".repeat(40);

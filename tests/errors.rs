@@ -20,7 +20,9 @@ const WQKV: &str = "text_model.transformer.encoder.layers.1.mixer.Wqkv.weight";
 fn missing_tensor_is_named() {
     let dir = tiny();
     rewrite_checkpoint(dir.path(), |name, raw| (name != WQKV).then_some(raw));
-    match open_error(dir.path()) {
+    let error = open_error(dir.path());
+    assert_eq!(error.input_index(), None, "not about one input");
+    match error {
         Error::MissingTensor { name, .. } => assert_eq!(name, WQKV),
         other => panic!("expected MissingTensor, got {other}"),
     }
@@ -163,7 +165,9 @@ fn token_outside_the_table_is_an_error() {
     std::fs::write(&path, config).unwrap();
     let model = Model::open(dir.path(), &ModelOptions::default()).unwrap();
     // "hi" is id 7632, outside 2000 rows; [CLS] 101 and [SEP] 102 are inside.
-    match model.embed_texts(&["", "hi"], true).unwrap_err() {
+    let error = model.embed_texts(&["", "hi"], true).unwrap_err();
+    assert_eq!(error.input_index(), Some(1));
+    match error {
         Error::TokenOutOfRange { index, id, vocab_size } => {
             assert_eq!(index, 1);
             assert_eq!(id, 7632);

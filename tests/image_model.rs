@@ -75,7 +75,9 @@ fn corrupt_image_names_its_position() {
     let good = std::fs::read(photo("camera.png")).unwrap();
     let truncated = &good[..good.len() / 3];
     let inputs = [Input::ImageBytes(&good), Input::Text("x"), Input::ImageBytes(truncated)];
-    match model.embed(&inputs, true).unwrap_err() {
+    let error = model.embed(&inputs, true).unwrap_err();
+    assert_eq!(error.input_index(), Some(2));
+    match error {
         Error::Image { index, source } => {
             assert_eq!(index, 2);
             assert!(source.to_string().contains("image bytes"), "{source}");

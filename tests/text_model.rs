@@ -129,6 +129,7 @@ fn long_text_is_rejected_without_truncation() {
     let dir = synth_model(Preset::Tiny, SynthNaming::Flash, SynthDtype::F32);
     let model = open(dir.path(), ModelOptions::default().max_length(16).truncation(Truncation::Disabled));
     let error = model.embed_texts(&["fits", &"word ".repeat(20)], true).unwrap_err();
+    assert_eq!(error.input_index(), Some(1));
     match error {
         jclip::Error::InputTooLong { index, tokens, limit } => {
             assert_eq!(index, 1);

@@ -34,7 +34,8 @@ pub struct EmbedArgs {
 }
 
 pub fn run(args: &EmbedArgs, matches: &ArgMatches) -> CliResult {
-    let inputs = args.inputs.collect(matches)?;
+    let collected = args.inputs.collect(matches)?;
+    let inputs = &collected.inputs;
     if inputs.is_empty() {
         return Err(args.inputs.nothing_given().into());
     }
@@ -46,7 +47,7 @@ pub fn run(args: &EmbedArgs, matches: &ArgMatches) -> CliResult {
     let started = Instant::now();
     let normalize = !args.no_normalize;
     let library_inputs: Vec<jclip::Input<'_>> = inputs.iter().map(|input| input.as_library_input()).collect();
-    let embeddings = model.embed(&library_inputs, normalize)?;
+    let embeddings = model.embed(&library_inputs, normalize).map_err(|error| collected.locate(error))?;
     let noun = if inputs.len() == 1 { "input" } else { "inputs" };
     log::info!("embedded {} {noun} in {:.1} ms", inputs.len(), started.elapsed().as_secs_f64() * 1e3);
 

@@ -60,7 +60,7 @@ pub struct InputArgs {
 
 impl InputArgs {
     /// Collects every input in command-line order; files expand in place.
-    pub fn collect(&self, matches: &ArgMatches) -> Result<Vec<Input>, String> {
+    pub fn collect(&self, matches: &ArgMatches) -> Result<Collected, String> {
         let stdin = Path::new("-");
         let stdin_readers = self.texts_files.iter().chain(&self.images_files).filter(|path| *path == stdin).count();
         if stdin_readers > 1 {
@@ -70,28 +70,111 @@ impl InputArgs {
             ));
         }
         let indices = |id: &str| matches.indices_of(id).map(|i| i.collect::<Vec<_>>()).unwrap_or_default();
-        let mut positioned: Vec<(usize, Vec<Input>)> = Vec::new();
+        let mut positioned: Vec<(usize, Vec<Listed>)> = Vec::new();
         for (text, index) in self.texts.iter().zip(indices("texts")) {
-            positioned.push((index, vec![Input::Text(text.clone())]));
+            positioned.push((index, vec![(Input::Text(text.clone()), None)]));
         }
         for (path, index) in self.texts_files.iter().zip(indices("texts_files")) {
-            positioned.push((index, read_lines(path)?.into_iter().map(Input::Text).collect()));
+            let texts = read_lines(path)?
+                .into_iter()
+                .enumerate()
+                .map(|(line, text)| (Input::Text(text), Some(ListLine { file: path.clone(), line: line + 1 })));
+            positioned.push((index, texts.collect()));
         }
         for (path, index) in self.images.iter().zip(indices("images")) {
-            positioned.push((index, vec![Input::Image(path.clone())]));
+            positioned.push((index, vec![(Input::Image(path.clone()), None)]));
         }
         for (path, index) in self.images_files.iter().zip(indices("images_files")) {
             let lines = read_lines(path)?;
             let base = if path == Path::new("-") { Path::new("") } else { path.parent().unwrap_or(Path::new("")) };
-            let images = lines.into_iter().filter(|line| !line.trim().is_empty()).map(|line| {
-                // Relative paths in a list file are relative to the list file.
-                let image = PathBuf::from(line.trim());
-                Input::Image(if image.is_absolute() { image } else { base.join(image) })
-            });
+            let images =
+                lines.into_iter().enumerate().filter(|(_, line)| !line.trim().is_empty()).map(|(line, entry)| {
+                    // Relative paths in a list file are relative to the list file.
+                    let image = PathBuf::from(entry.trim());
+                    let image = if image.is_absolute() { image } else { base.join(image) };
+                    (Input::Image(image), Some(ListLine { file: path.clone(), line: line + 1 }))
+                });
             positioned.push((index, images.collect()));
         }
         positioned.sort_by_key(|(index, _)| *index);
-        Ok(positioned.into_iter().flat_map(|(_, inputs)| inputs).collect())
+        let (inputs, lines) = positioned.into_iter().flat_map(|(_, inputs)| inputs).unzip();
+        Ok(Collected { inputs, lines })
+    }
+}
+
+/// An input with the list-file line it came from, if any.
+type Listed = (Input, Option<ListLine>);
+
+/// The line of a list file (`--texts-file`, `--images-file`) an input came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListLine {
+    pub file: PathBuf,
+    /// Counted from 1.
+    pub line: usize,
+}
+
+impl std::fmt::Display for ListLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let file = if self.file == Path::new("-") { "stdin".to_string() } else { self.file.display().to_string() };
+        write!(f, "line {} of {file}", self.line)
+    }
+}
+
+/// The inputs of a command in order, with the list-file line of each.
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub inputs: Vec<Input>,
+    /// `lines[i]` is where `inputs[i]` was listed, `None` when given as an option.
+    lines: Vec<Option<ListLine>>,
+}
+
+impl Collected {
+    /// Returns the texts, in order, with their list-file lines.
+    pub fn texts(&self) -> (Vec<String>, Vec<Option<ListLine>>) {
+        self.of_kind(|input| if let Input::Text(text) = input { Some(text.clone()) } else { None })
+    }
+
+    /// Returns the image paths, in order, with their list-file lines.
+    pub fn images(&self) -> (Vec<PathBuf>, Vec<Option<ListLine>>) {
+        self.of_kind(|input| if let Input::Image(path) = input { Some(path.clone()) } else { None })
+    }
+
+    fn of_kind<T>(&self, pick: impl Fn(&Input) -> Option<T>) -> (Vec<T>, Vec<Option<ListLine>>) {
+        self.inputs.iter().zip(&self.lines).filter_map(|(input, line)| Some((pick(input)?, line.clone()))).unzip()
+    }
+
+    /// Wraps an error of a library call on all the inputs in order.
+    pub fn locate(&self, error: jclip::Error) -> Located {
+        locate(error, &self.lines)
+    }
+}
+
+/// Wraps an error of a library call whose inputs came from `lines`, adding
+/// the list-file line of the input it is about, when there is one.
+pub fn locate(error: jclip::Error, lines: &[Option<ListLine>]) -> Located {
+    let line = error.input_index().and_then(|index| lines.get(index).cloned().flatten());
+    Located { error, line }
+}
+
+/// A library error with the list-file line of the input it is about.
+#[derive(Debug)]
+pub struct Located {
+    error: jclip::Error,
+    line: Option<ListLine>,
+}
+
+impl std::fmt::Display for Located {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.line {
+            Some(line) => write!(f, "{} (listed on {line})", self.error),
+            None => write!(f, "{}", self.error),
+        }
+    }
+}
+
+impl std::error::Error for Located {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.error)
     }
 }
 

@@ -4,7 +4,7 @@ use clap::ArgMatches;
 use serde::Serialize;
 
 use crate::CliResult;
-use crate::inputs::{Input, InputArgs};
+use crate::inputs::{self, InputArgs, ListLine};
 use crate::model_args::ModelArgs;
 
 /// Output format of the comparison commands.
@@ -84,11 +84,23 @@ struct EmbeddedPair {
 }
 
 /// Embeds texts and images (normalised) and checks they share one space.
-fn embed_pair(model: &jclip::Model, texts: &[String], images: &[std::path::PathBuf]) -> Result<EmbeddedPair, String> {
-    let text_vectors: Vec<Vec<f32>> =
-        model.embed_texts(texts, true).map_err(|e| e.to_string())?.into_iter().map(|e| e.embedding).collect();
-    let image_vectors: Vec<Vec<f32>> =
-        model.embed_image_files(images, true).map_err(|e| e.to_string())?.into_iter().map(|e| e.embedding).collect();
+fn embed_pair(
+    model: &jclip::Model,
+    (texts, text_lines): (&[String], &[Option<ListLine>]),
+    (images, image_lines): (&[std::path::PathBuf], &[Option<ListLine>]),
+) -> Result<EmbeddedPair, Box<dyn std::error::Error + Send + Sync>> {
+    let text_vectors: Vec<Vec<f32>> = model
+        .embed_texts(texts, true)
+        .map_err(|error| inputs::locate(error, text_lines))?
+        .into_iter()
+        .map(|e| e.embedding)
+        .collect();
+    let image_vectors: Vec<Vec<f32>> = model
+        .embed_image_files(images, true)
+        .map_err(|error| inputs::locate(error, image_lines))?
+        .into_iter()
+        .map(|e| e.embedding)
+        .collect();
     if let (Some(t), Some(i)) = (text_vectors.first(), image_vectors.first())
         && t.len() != i.len()
     {
@@ -96,7 +108,8 @@ fn embed_pair(model: &jclip::Model, texts: &[String], images: &[std::path::PathB
             "this model's text embeddings have {} values and its image embeddings {}; they cannot be compared",
             t.len(),
             i.len()
-        ));
+        )
+        .into());
     }
     Ok(EmbeddedPair { texts: text_vectors, images: image_vectors })
 }
@@ -120,18 +133,16 @@ struct SimilarityReport<'a> {
 }
 
 pub fn similarity(args: &SimilarityArgs, matches: &ArgMatches) -> CliResult {
-    let inputs = args.inputs.collect(matches)?;
-    let texts: Vec<String> =
-        inputs.iter().filter_map(|i| if let Input::Text(t) = i { Some(t.clone()) } else { None }).collect();
-    let images: Vec<std::path::PathBuf> =
-        inputs.iter().filter_map(|i| if let Input::Image(p) = i { Some(p.clone()) } else { None }).collect();
+    let collected = args.inputs.collect(matches)?;
+    let (texts, text_lines) = collected.texts();
+    let (images, image_lines) = collected.images();
     if texts.is_empty() || images.is_empty() {
         return Err(
             "similarity needs at least one text (--text, --texts-file) and one image (--image, --images-file)".into()
         );
     }
     let model = args.model.open()?;
-    let pair = embed_pair(&model, &texts, &images)?;
+    let pair = embed_pair(&model, (&texts, &text_lines), (&images, &image_lines))?;
     let cosine = cosine_matrix(&pair.texts, &pair.images);
     let probabilities = temperature(&model).ok().map(|scale| {
         (0..images.len()).map(|i| softmax(&cosine.iter().map(|row| row[i]).collect::<Vec<_>>(), scale)).collect()
@@ -215,7 +226,7 @@ pub fn classify(args: &ClassifyArgs) -> CliResult {
     let prompts: Vec<String> = labels.iter().map(|l| args.template.replace("{}", l)).collect();
     let model = args.model.open()?;
     let scale = temperature(&model)?;
-    let pair = embed_pair(&model, &prompts, &args.images)?;
+    let pair = embed_pair(&model, (&prompts, &[]), (&args.images, &[]))?;
     let cosine = cosine_matrix(&pair.texts, &pair.images);
     let mut results = Vec::new();
     for (i, image) in args.images.iter().enumerate() {
