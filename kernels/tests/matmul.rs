@@ -309,11 +309,11 @@ fn linear_model_sized_shape() {
 #[test]
 fn linear_input_copied_per_tile() {
     // X larger than SHARED_PACK_MAX_BYTES is copied by each tile, one
-    // reduction block at a time; 1029 rows leave a partial row group, and
-    // k = 1100 a partial block.
-    let (rows, k) = (1029, 1100);
+    // reduction block at a time; 2053 rows leave a partial row group, and
+    // k = 2050 a partial block.
+    let (rows, k) = (2053, 2050);
     assert!(rows * k * 4 > jclip_kernels::matmul::SHARED_PACK_MAX_BYTES);
-    check_case(Case { bias: true, offset: 3, ..Case::plain(rows, 37, k) }, 510);
+    check_case(Case { bias: true, offset: 3, ..Case::plain(rows, 17, k) }, 510);
 }
 
 #[test]
