@@ -11,10 +11,9 @@
 
 use std::arch::asm;
 
-use super::{Int8Kernels, XLayout, dequantize, quantized_input};
+use super::{Int8Kernels, XLayout, dequantize, quantize_rows, quantized_input};
 use crate::isa::CpuFeatures;
 use crate::matmul::amx::x86::{B_TILE_BYTES, BLOCK, BTile, MR, TileConfig, block_dispatch};
-use crate::matmul::packed::quantize_row_inline;
 use crate::matmul::simd::{epilogue, return_scratch, take_scratch};
 use crate::matmul::{MatmulJob, NR, Tile};
 use crate::simd::avx512::Avx512;
@@ -24,15 +23,12 @@ const A_ROW_BYTES: usize = 64;
 /// Groups of 4 input features per A tile row and per B tile.
 const TILE_GROUPS: usize = A_ROW_BYTES / 4;
 
-/// Quantises the rows `x` of one group of `MR` rows into row-major
-/// `group`, `group.len() / MR` bytes per row, with zeros past `k` and for
-/// the missing rows. The scales and integers are those of
-/// [`quantize_group`](super::quantize_group).
+/// [`quantize_rows`] compiled for the `amx` tier.
 ///
 /// # Safety
 /// The CPU must support the `amx` tier.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-unsafe fn quantize_rows(
+unsafe fn quantize_rows_amx(
     x: &[f32],
     k: usize,
     unsigned: bool,
@@ -41,20 +37,7 @@ unsafe fn quantize_rows(
     row_buffer: &mut [i8],
 ) {
     assert!(!unsigned, "the AMX int8 tile reads X as signed bytes");
-    let stride = group.len() / scales.len();
-    let rows = x.len() / k;
-    for (i, (row, scale)) in group.chunks_exact_mut(stride).zip(scales.iter_mut()).enumerate() {
-        if i < rows {
-            *scale = quantize_row_inline(&x[i * k..(i + 1) * k], row_buffer);
-            for (byte, &q) in row.iter_mut().zip(row_buffer.iter()) {
-                *byte = q as u8;
-            }
-            row[k..].fill(0);
-        } else {
-            *scale = 0.0;
-            row.fill(0);
-        }
-    }
+    quantize_rows(x, k, group, scales, row_buffer);
 }
 
 /// Computes one tile of an int8 job on AMX tiles, epilogue included.
@@ -166,5 +149,5 @@ pub(crate) const KERNELS: Int8Kernels = Int8Kernels {
     name: "amx",
     available: has_amx_int8,
     layout: LAYOUT,
-    quantize: quantize_rows,
+    quantize: quantize_rows_amx,
 };

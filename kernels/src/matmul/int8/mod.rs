@@ -225,6 +225,29 @@ pub(crate) fn quantize_group(
     }
 }
 
+/// Quantises the rows `x` (`rows·k` values, `rows <= scales.len()`) of one
+/// group of `scales.len()` rows into `group` in [`XLayout::RowMajor`] order:
+/// `group.len() / scales.len()` signed bytes per row, with zeros past `k`
+/// and for the missing rows. The scales and integers are those of
+/// [`quantize_group`].
+#[inline(always)]
+pub(crate) fn quantize_rows(x: &[f32], k: usize, group: &mut [u8], scales: &mut [f32], row_buffer: &mut [i8]) {
+    let stride = group.len() / scales.len();
+    let rows = x.len() / k;
+    for (i, (row, scale)) in group.chunks_exact_mut(stride).zip(scales.iter_mut()).enumerate() {
+        if i < rows {
+            *scale = quantize_row_inline(&x[i * k..(i + 1) * k], row_buffer);
+            for (byte, &q) in row.iter_mut().zip(row_buffer.iter()) {
+                *byte = q as u8;
+            }
+            row[k..].fill(0);
+        } else {
+            *scale = 0.0;
+            row.fill(0);
+        }
+    }
+}
+
 /// Quantises `x: [rows, k]` per row into `bytes` and `scales` in groups of
 /// `kernels.mr` rows (layout in the module documentation).
 fn quantize_input(kernels: Int8Kernels, x: &[f32], rows: usize, k: usize, bytes: &mut [u8], scales: &mut [f32]) {
@@ -479,4 +502,41 @@ pub(crate) unsafe fn tile<S: Simd, M: Int8Micro>(s: S, micro: M, job: &MatmulJob
         }
     }
     return_scratch(scratch);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Returns the signed integer of row `i`, input feature `kk` of a group in
+    /// the grouped layout of `mr` rows.
+    fn grouped_value(group: &[u8], mr: usize, i: usize, kk: usize) -> i8 {
+        group[(kk / 4 * mr + i) * 4 + kk % 4] as i8
+    }
+
+    #[test]
+    fn row_major_quantiser_matches_grouped() {
+        // 3 rows of a group of 4, with k not a multiple of 4 and a row stride
+        // padded to 64 bytes, as the AMX kernel stores them.
+        let (mr, k, rows) = (4, 70, 3);
+        let x: Vec<f32> = (0..rows * k).map(|v| ((v * 37 % 101) as f32 - 50.0) / 7.0).collect();
+        let stride = XLayout::RowMajor { align: 64 }.row_bytes(k);
+        let mut row_major = vec![0xAA; mr * stride];
+        let mut row_scales = vec![f32::NAN; mr];
+        let mut grouped = vec![0xAA; mr * XLayout::Grouped.row_bytes(k)];
+        let mut group_scales = vec![f32::NAN; mr];
+        let mut buffer = vec![0i8; k];
+        quantize_rows(&x, k, &mut row_major, &mut row_scales, &mut buffer);
+        quantize_group(&x, k, false, &mut grouped, &mut group_scales, &mut buffer);
+
+        assert_eq!(row_scales, group_scales);
+        for i in 0..mr {
+            let row = &row_major[i * stride..(i + 1) * stride];
+            for kk in 0..k {
+                assert_eq!(row[kk] as i8, grouped_value(&grouped, mr, i, kk), "row {i}, feature {kk}");
+            }
+            assert!(row[k..].iter().all(|&b| b == 0), "row {i} is not zero past k");
+        }
+        assert_eq!(row_scales[3], 0.0, "the missing row has scale 0");
+    }
 }
