@@ -95,10 +95,9 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// Returns the position in the request of the input the error is about,
-    /// for the errors that concern one input (its text or image could not
-    /// be prepared); `None` for the others. The position counts from 0 over
-    /// the inputs of the call.
+    /// Returns the position of the input the error is about, counted from 0
+    /// over the inputs of the call. Only errors about one text or image
+    /// have a position; the others return `None`.
     pub fn input_index(&self) -> Option<usize> {
         match self {
             Error::TokenOutOfRange { index, .. } | Error::InputTooLong { index, .. } | Error::Image { index, .. } => {

@@ -201,11 +201,11 @@ pub(crate) struct MatmulKernels {
 /// Largest copy of X made once for all tiles: 8 images (1576 rows × 2048
 /// features, 12.9 MB) and 8 texts of 64 tokens (512 rows × 3072 features,
 /// 6.3 MB) fit. Each tile copies larger inputs one block at a time, which
-/// repeats the copy for every tile of the same rows. At 4 MiB, 8 images
-/// copied per tile; the shared copy took ONNX Runtime's time over jclip's
-/// on 8 images at 1 thread from 0.77 and 0.79 to 0.89 in two interleaved
-/// runs each, and the 1576-row shapes gained about 2 % against the `gemm`
-/// crate.
+/// repeats the copy for every tile of the same rows. With a 4 MiB limit, 8
+/// images were copied per tile. Sharing the copy took ONNX Runtime's time
+/// over jclip's on 8 images at 1 thread from 0.77 and 0.79 to 0.89 (two
+/// interleaved runs each). The 1576-row shapes gained about 2 % against
+/// the `gemm` crate.
 pub const SHARED_PACK_MAX_BYTES: usize = 16 << 20;
 
 /// Row groups packed per parallel task.

@@ -231,6 +231,7 @@ pub(crate) fn quantize_group(
 /// and for the missing rows. The scales and integers are those of
 /// [`quantize_group`].
 #[inline(always)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn quantize_rows(x: &[f32], k: usize, group: &mut [u8], scales: &mut [f32], row_buffer: &mut [i8]) {
     let stride = group.len() / scales.len();
     let rows = x.len() / k;
