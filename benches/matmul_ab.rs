@@ -1,0 +1,235 @@
+//! Interleaved f32 matmul comparison with the `gemm` crate, for machines whose
+//! speed drifts between seconds.
+//!
+//! Criterion times each contender for seconds before the next, so on a shared
+//! virtual machine a slow phase lands on one of them. Here every round times
+//! one sample of jclip and one of `gemm` back to back, in alternating order.
+//! The table gives the best sample of each, the one least disturbed by other
+//! tenants, and the median of the per-round ratios.
+//!
+//! ```text
+//! cargo bench --bench matmul_ab -- [--rounds N] [--threads 1,2] [--rows 197,512] [--weights cache|memory]
+//! ```
+//!
+//! `--weights memory` cycles through copies of W larger than the last-level
+//! caches of most machines together (256 MiB), so that each call reads its
+//! weights from memory, as a forward pass does; the default keeps one copy in
+//! cache, as the criterion benchmark does. The output is a Markdown table.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+mod common;
+
+use common::{LAYERS, ROWS, check_against_gemm, gemm_crate, pool, values};
+use jclip_kernels::{Epilogue, Isa, Kernels, PackedMatrix, with_workers_polling};
+
+/// Shortest sample: calls are repeated until one sample lasts this long.
+const SAMPLE: Duration = Duration::from_millis(10);
+/// Bytes of weight copies cycled through with `--weights memory`.
+const MEMORY_BYTES: usize = 256 << 20;
+
+struct Options {
+    rounds: usize,
+    threads: Vec<usize>,
+    rows: Vec<usize>,
+    from_memory: bool,
+}
+
+fn parse_list(flag: &str, value: Option<String>) -> Result<Vec<usize>, String> {
+    let value = value.ok_or(format!("{flag} needs a value"))?;
+    value
+        .split(',')
+        .map(|item| match item.trim().parse() {
+            Ok(0) | Err(_) => Err(format!("{flag}: `{item}` is not a positive integer")),
+            Ok(number) => Ok(number),
+        })
+        .collect()
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut options = Options { rounds: 15, threads: vec![1, 2], rows: ROWS.to_vec(), from_memory: false };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--rounds" => match parse_list("--rounds", args.next())?.as_slice() {
+                [rounds] => options.rounds = *rounds,
+                _ => return Err("--rounds takes one number".into()),
+            },
+            "--threads" => options.threads = parse_list("--threads", args.next())?,
+            "--rows" => options.rows = parse_list("--rows", args.next())?,
+            "--weights" => match args.next().as_deref() {
+                Some("cache") => options.from_memory = false,
+                Some("memory") => options.from_memory = true,
+                other => return Err(format!("--weights takes `cache` or `memory`, not {other:?}")),
+            },
+            // Cargo passes `--bench` to every benchmark binary.
+            "--bench" => {}
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    if options.threads.is_empty() || options.rows.is_empty() {
+        return Err("--threads and --rows need at least one value".into());
+    }
+    Ok(options)
+}
+
+/// Calls per sample so that one sample of `call` lasts at least [`SAMPLE`].
+fn calls_per_sample(mut call: impl FnMut()) -> usize {
+    let start = Instant::now();
+    call();
+    let once = start.elapsed().max(Duration::from_nanos(1));
+    (SAMPLE.as_nanos() / once.as_nanos()).clamp(1, 10_000) as usize
+}
+
+/// Seconds per call of one sample of `calls` calls.
+fn sample(calls: usize, mut call: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    for _ in 0..calls {
+        call();
+    }
+    start.elapsed().as_secs_f64() / calls as f64
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 { values[middle] } else { (values[middle - 1] + values[middle]) / 2.0 }
+}
+
+/// Best seconds per call of each contender and the median of the per-round
+/// ratios `gemm / jclip`.
+struct Comparison {
+    jclip: f64,
+    gemm: f64,
+    ratio: f64,
+}
+
+fn compare(kernels: &Kernels, m: usize, n: usize, k: usize, threads: usize, options: &Options) -> Comparison {
+    let copies = if options.from_memory { (MEMORY_BYTES / (n * k * 4)).max(2) } else { 1 };
+    let x = values(m * k, 3);
+    let weights: Vec<Vec<f32>> = (0..copies).map(|copy| values(n * k, 4 + copy as u64)).collect();
+    let packed: Vec<PackedMatrix> = weights.iter().map(|w| PackedMatrix::from_f32(w, n, k)).collect();
+    let mut y = vec![0.0f32; m * n];
+    let pool = pool(threads);
+    pool.install(|| {
+        with_workers_polling(|| {
+            let (mut next_jclip, mut next_gemm) = (0, 0);
+            let mut jclip = |y: &mut [f32]| {
+                kernels.linear(black_box(&x), m, &packed[next_jclip], Epilogue::default(), y);
+                next_jclip = (next_jclip + 1) % copies;
+            };
+            let mut gemm = |y: &mut [f32]| {
+                gemm_crate(black_box(&x), &weights[next_gemm], y, m, n, k, threads);
+                next_gemm = (next_gemm + 1) % copies;
+            };
+            let calls = calls_per_sample(|| jclip(&mut y)).max(calls_per_sample(|| gemm(&mut y)));
+            let (mut best_jclip, mut best_gemm) = (f64::INFINITY, f64::INFINITY);
+            let mut ratios = Vec::with_capacity(options.rounds);
+            for round in 0..options.rounds {
+                let (ours, theirs) = if round % 2 == 0 {
+                    let ours = sample(calls, || jclip(&mut y));
+                    (ours, sample(calls, || gemm(&mut y)))
+                } else {
+                    let theirs = sample(calls, || gemm(&mut y));
+                    (sample(calls, || jclip(&mut y)), theirs)
+                };
+                best_jclip = best_jclip.min(ours);
+                best_gemm = best_gemm.min(theirs);
+                ratios.push(theirs / ours);
+            }
+            Comparison { jclip: best_jclip, gemm: best_gemm, ratio: median(&mut ratios) }
+        })
+    })
+}
+
+/// Measures the FMA rate of one core as the best of `rounds` samples, in GFLOP/s.
+#[cfg(target_arch = "x86_64")]
+fn fma_peak(rounds: usize) -> Option<(f64, &'static str)> {
+    use common::peak;
+    const ITERATIONS: usize = 100_000;
+    if Isa::Avx512.is_supported() {
+        let flops = (ITERATIONS * peak::CHAINS * 16 * 2) as f64;
+        // SAFETY: AVX-512F was detected.
+        let best = (0..rounds).map(|_| sample(1, || _ = black_box(unsafe { peak::fma_avx512(ITERATIONS) })));
+        return Some((flops / best.fold(f64::INFINITY, f64::min) / 1e9, "avx512"));
+    }
+    if Isa::Avx2.is_supported() {
+        let flops = (ITERATIONS * peak::CHAINS * 8 * 2) as f64;
+        // SAFETY: AVX2 and FMA were detected.
+        let best = (0..rounds).map(|_| sample(1, || _ = black_box(unsafe { peak::fma_avx2(ITERATIONS) })));
+        return Some((flops / best.fold(f64::INFINITY, f64::min) / 1e9, "avx2"));
+    }
+    None
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn fma_peak(_: usize) -> Option<(f64, &'static str)> {
+    None
+}
+
+fn main() {
+    let options = match parse_options() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("matmul_ab: {message}");
+            std::process::exit(2);
+        }
+    };
+    // The bf16 tiers multiply f32 weights with the avx512 kernels.
+    let isa = match Isa::best_supported() {
+        Isa::Avx512Bf16 | Isa::Amx => Isa::Avx512,
+        isa => isa,
+    };
+    let kernels = Kernels::for_isa(isa).expect("the best tier is supported");
+
+    let peak = fma_peak(options.rounds.max(5));
+    match peak {
+        Some((rate, name)) => println!("FMA peak of one core ({name}, best of the rounds): {rate:.1} GFLOP/s"),
+        None => println!("FMA peak: no x86 FMA loop on this machine; the table gives no fractions of it"),
+    }
+    let weights = if options.from_memory { "read from memory (copies cycled)" } else { "in cache (one copy)" };
+    println!(
+        "jclip-{isa} against the gemm crate, {} interleaved rounds of samples of at least {} ms, weights {weights}.",
+        options.rounds,
+        SAMPLE.as_millis()
+    );
+    println!("GFLOP/s are of the best sample; `gemm ÷ jclip` is the median of the per-round time ratios.");
+    println!();
+
+    let mut header = String::from("| M×N×K |");
+    let mut rule = String::from("|---|");
+    for threads in &options.threads {
+        header.push_str(&format!(" jclip {threads}t | gemm {threads}t | gemm ÷ jclip {threads}t |"));
+        rule.push_str("---|---|---|");
+    }
+    let scaling = options.threads.len() > 1;
+    if scaling {
+        header.push_str(&format!(" jclip {}t ÷ {}t |", options.threads[options.threads.len() - 1], options.threads[0]));
+        rule.push_str("---|");
+    }
+    println!("{header}\n{rule}");
+
+    for &m in &options.rows {
+        for &(n, k) in &LAYERS {
+            check_against_gemm(&kernels, m, n, k);
+            let flops = 2.0 * (m * n * k) as f64;
+            let mut line = format!("| {m}×{n}×{k} |");
+            let mut rates = Vec::new();
+            for &threads in &options.threads {
+                let result = compare(&kernels, m, n, k, threads, &options);
+                let (ours, theirs) = (flops / result.jclip / 1e9, flops / result.gemm / 1e9);
+                let fraction = match peak {
+                    Some((rate, _)) if threads == 1 => format!(" ({:.0}%)", 100.0 * ours / rate),
+                    _ => String::new(),
+                };
+                line.push_str(&format!(" {ours:.1}{fraction} | {theirs:.1} | {:.3} |", result.ratio));
+                rates.push(ours);
+            }
+            if scaling {
+                line.push_str(&format!(" {:.2}× |", rates[rates.len() - 1] / rates[0]));
+            }
+            println!("{line}");
+        }
+    }
+}
