@@ -309,11 +309,15 @@ fn linear_model_sized_shape() {
 #[test]
 fn linear_input_copied_per_tile() {
     // X larger than SHARED_PACK_MAX_BYTES is copied by each tile, one
-    // reduction block at a time; 2053 rows leave a partial row group, and
-    // k = 2050 a partial block.
+    // reduction block at a time: all of k = 2050 over f32 weights, blocks
+    // of KC over f16 weights, the last one partial. 2053 rows leave a
+    // partial row group.
     let (rows, k) = (2053, 2050);
     assert!(rows * k * 4 > jclip_kernels::matmul::SHARED_PACK_MAX_BYTES);
-    check_case(Case { bias: true, offset: 3, ..Case::plain(rows, 17, k) }, 510);
+    assert!(!k.is_multiple_of(jclip_kernels::matmul::KC));
+    for (format, n) in [(WeightFormat::F16, 17), (WeightFormat::F32, 3)] {
+        check_case(Case { bias: true, offset: 3, format, ..Case::plain(rows, n, k) }, 510);
+    }
 }
 
 #[test]

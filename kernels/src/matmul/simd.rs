@@ -143,16 +143,6 @@ pub(crate) struct Prefetch {
 /// for its weights from memory.
 const L1_AHEAD_ROWS: usize = 32;
 
-/// Maximum row groups for which a tile over f32 weights runs panel groups
-/// outermost, each over all of `k`, rather than row groups outermost over
-/// blocks of [`KC`]: up to 200 rows, one image or a text of 200 tokens.
-/// With weights read from memory, as in a forward pass, panels outermost
-/// was faster at every M measured, up to 1576. With weights that stay in
-/// cache, as in the criterion benchmark, it was 10 to 15 % slower at M =
-/// 512 and 1576, probably because X then streams from L2 rather than L1,
-/// while batches of 512 and 1576 rows ran level in the model either way.
-const PANELS_OUTER_MAX_GROUPS: usize = 25;
-
 /// Minimum row groups for which the calls on one group of f32 panels also
 /// fetch the next group's weights into L2 ([`L2Prefetch::after_group`]).
 /// With fewer, each call would have to fetch more than one line per step,
@@ -513,7 +503,9 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NP: usize, const VPP: 
     let widened = first.format() != WeightFormat::F32;
     // Block boundaries do not change results: the accumulators are stored
     // and reloaded exactly.
-    let panels_outer = !widened && groups <= PANELS_OUTER_MAX_GROUPS;
+    // Tiles over f32 weights loop over panel groups outermost (see
+    // `F32_MC`); widened weights are converted one block at a time.
+    let panels_outer = !widened;
     let block_len = if panels_outer { f32_block_len(k) } else { KC };
     let x_len = if shared_x.is_some() { 0 } else { groups * MR * block_len };
     let w_len = if widened { matrices * tile.panels * block_len * NR } else { 0 };

@@ -287,7 +287,7 @@ pub(crate) fn run(
     y: &mut [f32],
 ) {
     assert!(k <= INT8_MAX_K, "int8 weights have k = {k} input features, at most {INT8_MAX_K} are supported");
-    let tiles = tiles(rows, n.div_ceil(NR), rayon::current_num_threads(), kernels.mr);
+    let tiles = tiles(rows, n.div_ceil(NR), rayon::current_num_threads(), kernels.mr, super::MC);
     if tiles.is_empty() {
         return;
     }
