@@ -2,9 +2,9 @@
 //! speed drifts between seconds.
 //!
 //! Criterion times each contender for seconds before the next, so on a shared
-//! virtual machine a slow phase lands on one of them. Here every round times
-//! one sample of jclip and one of `gemm` back to back, in alternating order.
-//! The table gives the best sample of each, the one least disturbed by other
+//! virtual machine a slow phase lands on one of them. Here every round passes
+//! over all shapes and times one sample of jclip and one of `gemm` back to
+//! back for each, in alternating order. The table gives the best sample of each, the one least disturbed by other
 //! tenants, and the median of the per-round ratios.
 //!
 //! ```text
@@ -74,14 +74,6 @@ fn parse_options() -> Result<Options, String> {
     Ok(options)
 }
 
-/// Calls per sample so that one sample of `call` lasts at least [`SAMPLE`].
-fn calls_per_sample(mut call: impl FnMut()) -> usize {
-    let start = Instant::now();
-    call();
-    let once = start.elapsed().max(Duration::from_nanos(1));
-    (SAMPLE.as_nanos() / once.as_nanos()).clamp(1, 10_000) as usize
-}
-
 /// Seconds per call of one sample of `calls` calls.
 fn sample(calls: usize, mut call: impl FnMut()) -> f64 {
     let start = Instant::now();
@@ -97,50 +89,98 @@ fn median(values: &mut [f64]) -> f64 {
     if values.len() % 2 == 1 { values[middle] } else { (values[middle - 1] + values[middle]) / 2.0 }
 }
 
-/// Best seconds per call of each contender and the median of the per-round
-/// ratios `gemm / jclip`.
-struct Comparison {
-    jclip: f64,
-    gemm: f64,
-    ratio: f64,
+/// The weights of one layer shape, shared by every row count: one copy, or
+/// enough copies to fill [`MEMORY_BYTES`] with `--weights memory`.
+struct Layer {
+    n: usize,
+    k: usize,
+    weights: Vec<Vec<f32>>,
+    packed: Vec<PackedMatrix>,
 }
 
-fn compare(kernels: &Kernels, m: usize, n: usize, k: usize, threads: usize, options: &Options) -> Comparison {
-    let copies = if options.from_memory { (MEMORY_BYTES / (n * k * 4)).max(2) } else { 1 };
-    let x = values(m * k, 3);
-    let weights: Vec<Vec<f32>> = (0..copies).map(|copy| values(n * k, 4 + copy as u64)).collect();
-    let packed: Vec<PackedMatrix> = weights.iter().map(|w| PackedMatrix::from_f32(w, n, k)).collect();
-    let mut y = vec![0.0f32; m * n];
-    let pool = pool(threads);
-    pool.install(|| {
-        with_workers_polling(|| {
-            let (mut next_jclip, mut next_gemm) = (0, 0);
-            let mut jclip = |y: &mut [f32]| {
-                kernels.linear(black_box(&x), m, &packed[next_jclip], Epilogue::default(), y);
-                next_jclip = (next_jclip + 1) % copies;
-            };
-            let mut gemm = |y: &mut [f32]| {
-                gemm_crate(black_box(&x), &weights[next_gemm], y, m, n, k, threads);
-                next_gemm = (next_gemm + 1) % copies;
-            };
-            let calls = calls_per_sample(|| jclip(&mut y)).max(calls_per_sample(|| gemm(&mut y)));
-            let (mut best_jclip, mut best_gemm) = (f64::INFINITY, f64::INFINITY);
-            let mut ratios = Vec::with_capacity(options.rounds);
-            for round in 0..options.rounds {
-                let (ours, theirs) = if round % 2 == 0 {
-                    let ours = sample(calls, || jclip(&mut y));
-                    (ours, sample(calls, || gemm(&mut y)))
-                } else {
-                    let theirs = sample(calls, || gemm(&mut y));
-                    (sample(calls, || jclip(&mut y)), theirs)
-                };
-                best_jclip = best_jclip.min(ours);
-                best_gemm = best_gemm.min(theirs);
-                ratios.push(theirs / ours);
-            }
-            Comparison { jclip: best_jclip, gemm: best_gemm, ratio: median(&mut ratios) }
+impl Layer {
+    fn new(n: usize, k: usize, from_memory: bool) -> Layer {
+        let copies = if from_memory { (MEMORY_BYTES / (n * k * 4)).max(2) } else { 1 };
+        let weights: Vec<Vec<f32>> = (0..copies).map(|copy| values(n * k, 4 + copy as u64)).collect();
+        let packed = weights.iter().map(|w| PackedMatrix::from_f32(w, n, k)).collect();
+        Layer { n, k, weights, packed }
+    }
+}
+
+/// Samples of one contender: seconds per call.
+#[derive(Default)]
+struct Samples {
+    jclip: Vec<f64>,
+    gemm: Vec<f64>,
+}
+
+impl Samples {
+    fn best(values: &[f64]) -> f64 {
+        values.iter().copied().fold(f64::INFINITY, f64::min)
+    }
+
+    /// Returns the median over rounds of gemm's time over jclip's.
+    fn ratio(&self) -> f64 {
+        let mut ratios: Vec<f64> = self.gemm.iter().zip(&self.jclip).map(|(theirs, ours)| theirs / ours).collect();
+        median(&mut ratios)
+    }
+}
+
+/// One shape `m×n×k` with its input, output and the samples per thread count.
+struct Case<'a> {
+    m: usize,
+    layer: &'a Layer,
+    x: Vec<f32>,
+    y: Vec<f32>,
+    /// Calls per sample for each thread count, set in the first round.
+    calls: Vec<usize>,
+    /// Next weight copy to use.
+    next: usize,
+    samples: Vec<Samples>,
+}
+
+impl Case<'_> {
+    /// Runs jclip `calls` times and returns the seconds per call.
+    fn jclip_sample(&mut self, kernels: &Kernels, calls: usize) -> f64 {
+        let (m, layer) = (self.m, self.layer);
+        let (x, y, next) = (&self.x, &mut self.y, &mut self.next);
+        sample(calls, || {
+            kernels.linear(black_box(x), m, &layer.packed[*next], Epilogue::default(), y);
+            *next = (*next + 1) % layer.packed.len();
         })
-    })
+    }
+
+    /// Runs the `gemm` crate `calls` times and returns the seconds per call.
+    fn gemm_sample(&mut self, calls: usize, threads: usize) -> f64 {
+        let (m, layer) = (self.m, self.layer);
+        let (x, y, next) = (&self.x, &mut self.y, &mut self.next);
+        sample(calls, || {
+            gemm_crate(black_box(x), &layer.weights[*next], y, m, layer.n, layer.k, threads);
+            *next = (*next + 1) % layer.weights.len();
+        })
+    }
+
+    /// Times one sample of jclip and one of `gemm` on `threads` workers, in
+    /// the order given by `jclip_first`, and records them under `slot`.
+    fn round(&mut self, kernels: &Kernels, slot: usize, threads: usize, jclip_first: bool) {
+        if self.calls[slot] == 0 {
+            // Warm up both, then size the samples by the slower of the two.
+            let ours = self.jclip_sample(kernels, 1);
+            let theirs = self.gemm_sample(1, threads);
+            let once = ours.max(theirs).max(1e-9);
+            self.calls[slot] = ((SAMPLE.as_secs_f64() / once).ceil() as usize).clamp(1, 10_000);
+        }
+        let calls = self.calls[slot];
+        let (ours, theirs) = if jclip_first {
+            let ours = self.jclip_sample(kernels, calls);
+            (ours, self.gemm_sample(calls, threads))
+        } else {
+            let theirs = self.gemm_sample(calls, threads);
+            (self.jclip_sample(kernels, calls), theirs)
+        };
+        self.samples[slot].jclip.push(ours);
+        self.samples[slot].gemm.push(theirs);
+    }
 }
 
 /// Measures the FMA rate of one core as the best of `rounds` samples, in GFLOP/s.
@@ -210,26 +250,51 @@ fn main() {
     }
     println!("{header}\n{rule}");
 
+    let layers: Vec<Layer> = LAYERS.iter().map(|&(n, k)| Layer::new(n, k, options.from_memory)).collect();
+    let mut cases = Vec::new();
     for &m in &options.rows {
-        for &(n, k) in &LAYERS {
-            check_against_gemm(&kernels, m, n, k);
-            let flops = 2.0 * (m * n * k) as f64;
-            let mut line = format!("| {m}×{n}×{k} |");
-            let mut rates = Vec::new();
-            for &threads in &options.threads {
-                let result = compare(&kernels, m, n, k, threads, &options);
-                let (ours, theirs) = (flops / result.jclip / 1e9, flops / result.gemm / 1e9);
-                let fraction = match peak {
-                    Some((rate, _)) if threads == 1 => format!(" ({:.0}%)", 100.0 * ours / rate),
-                    _ => String::new(),
-                };
-                line.push_str(&format!(" {ours:.1}{fraction} | {theirs:.1} | {:.3} |", result.ratio));
-                rates.push(ours);
-            }
-            if scaling {
-                line.push_str(&format!(" {:.2}× |", rates[rates.len() - 1] / rates[0]));
-            }
-            println!("{line}");
+        for layer in &layers {
+            check_against_gemm(&kernels, m, layer.n, layer.k);
+            cases.push(Case {
+                m,
+                layer,
+                x: values(m * layer.k, 3),
+                y: vec![0.0; m * layer.n],
+                calls: vec![0; options.threads.len()],
+                next: 0,
+                samples: options.threads.iter().map(|_| Samples::default()).collect(),
+            });
         }
+    }
+    let pools: Vec<rayon::ThreadPool> = options.threads.iter().map(|&threads| pool(threads)).collect();
+    // Every round passes over all cases, so that each case's samples spread
+    // over the whole run rather than one slow or fast phase of the machine.
+    for round in 0..options.rounds {
+        for case in &mut cases {
+            for (slot, (&threads, pool)) in options.threads.iter().zip(&pools).enumerate() {
+                pool.install(|| with_workers_polling(|| case.round(&kernels, slot, threads, round % 2 == 0)));
+            }
+        }
+    }
+
+    for case in &cases {
+        let (m, n, k) = (case.m, case.layer.n, case.layer.k);
+        let flops = 2.0 * (m * n * k) as f64;
+        let mut line = format!("| {m}×{n}×{k} |");
+        let mut rates = Vec::new();
+        for (samples, &threads) in case.samples.iter().zip(&options.threads) {
+            let ours = flops / Samples::best(&samples.jclip) / 1e9;
+            let theirs = flops / Samples::best(&samples.gemm) / 1e9;
+            let fraction = match peak {
+                Some((rate, _)) if threads == 1 => format!(" ({:.0}%)", 100.0 * ours / rate),
+                _ => String::new(),
+            };
+            line.push_str(&format!(" {ours:.1}{fraction} | {theirs:.1} | {:.3} |", samples.ratio()));
+            rates.push(ours);
+        }
+        if scaling {
+            line.push_str(&format!(" {:.2}× |", rates[rates.len() - 1] / rates[0]));
+        }
+        println!("{line}");
     }
 }
