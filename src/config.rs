@@ -333,6 +333,14 @@ impl Reader {
                 config.hidden_size, config.num_heads
             )));
         }
+        // Zero or a negative value lets LayerNorm divide by zero or take the
+        // root of a negative number, and a value near 1 or above swamps the variance.
+        if !(config.layer_norm_eps > 0.0 && config.layer_norm_eps < 1.0) {
+            return Err(self.invalid(format!(
+                "{prefix}layer_norm_eps must be a small positive number such as 1e-12, found {}",
+                map.get("layer_norm_eps").map_or_else(|| config.layer_norm_eps.to_string(), Value::to_string)
+            )));
+        }
         Ok(config)
     }
 
@@ -479,6 +487,18 @@ mod tests {
     fn invalid_json_names_the_file() {
         let error = parse("{not json").unwrap_err();
         assert!(error.to_string().contains("config.json"), "{error}");
+    }
+
+    #[test]
+    fn layer_norm_eps_must_be_small_and_positive() {
+        for eps in ["-1", "0", "1e30", "1e-60"] {
+            let text = CLIP
+                .replace(r#""use_flash_attn": false"#, &format!(r#""use_flash_attn": false, "layer_norm_eps": {eps}"#));
+            let error = parse(&text).unwrap_err();
+            assert!(error.to_string().contains("layer_norm_eps must be a small positive number"), "{eps}: {error}");
+        }
+        let text = CLIP.replace(r#""use_flash_attn": false"#, r#""use_flash_attn": false, "layer_norm_eps": 1e-5"#);
+        assert_eq!(parse(&text).unwrap().text.layer_norm_eps, 1e-5);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 
 use crate::error::{Error, Result};
 use crate::model::{ImageSide, Model};
+use crate::precision::Precision;
 use crate::preprocess::{self, RgbImage};
 use crate::text::{EncodedText, TokenBatch};
 
@@ -247,10 +248,12 @@ impl Model {
         if embedding.iter().all(|v| v.is_finite()) {
             Ok(embedding)
         } else {
-            Err(Error::NonFinite {
-                input: input(),
-                hint: "the weights may be corrupt or overflow in this precision; try the f32 weights".into(),
-            })
+            let hint = if self.precision == Precision::F32 {
+                "model.safetensors or config.json may be corrupt"
+            } else {
+                "the weights may be corrupt or overflow in this precision; try the f32 weights"
+            };
+            Err(Error::NonFinite { input: input(), hint: hint.into() })
         }
     }
 }

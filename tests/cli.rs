@@ -207,6 +207,33 @@ fn classify_and_similarity_report_probabilities() {
 }
 
 #[test]
+fn similarity_table_tells_same_named_images_apart() {
+    let dir = synth_model(Preset::Tiny, SynthNaming::Flash, SynthDtype::F32);
+    let images = tempfile::tempdir().unwrap();
+    for folder in ["first", "second"] {
+        std::fs::create_dir(images.path().join(folder)).unwrap();
+        std::fs::copy(fixtures().join("images/chelsea.png"), images.path().join(folder).join("a.png")).unwrap();
+    }
+    let first = images.path().join("first/a.png");
+    let second = images.path().join("second/a.png");
+    let output = jclip(&[
+        "similarity",
+        "--model",
+        path(dir.path()),
+        "--text",
+        "",
+        "--image",
+        path(&first),
+        "--image",
+        path(&second),
+    ]);
+    let table = stdout(&output);
+    assert!(table.contains("first/a.png"), "{table}");
+    assert!(table.contains("second/a.png"), "{table}");
+    assert!(table.contains("(empty text)"), "{table}");
+}
+
+#[test]
 fn synth_writes_a_loadable_model() {
     let out = tempfile::tempdir().unwrap();
     let output = jclip(&["synth", "--preset", "small-grid", "--out", path(out.path())]);
@@ -268,4 +295,18 @@ fn input_errors_name_the_file_and_the_flag() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("invalid option --max-length = 1"), "{stderr}");
+
+    let output = jclip(&["embed", "--model", path(dir.path()), "--max-length", "100000000", "--text", "x"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("--max-length = 100000000: must be at most 65536 tokens per text"), "{stderr}");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_jclip"))
+        .args(["embed", "--model", path(dir.path()), "--text", "x"])
+        .env("JCLIP_THREADS", "abc")
+        .output()
+        .expect("run jclip");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("invalid environment variable JCLIP_THREADS=abc"), "{stderr}");
 }

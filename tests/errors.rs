@@ -91,6 +91,25 @@ fn missing_files_are_named() {
 }
 
 #[test]
+fn json_that_is_not_a_tokenizer_is_named() {
+    let dir = tiny();
+    std::fs::write(dir.path().join("tokenizer.json"), r#"{"foo": 1}"#).unwrap();
+    match open_error(dir.path()) {
+        Error::Tokenizer { context, .. } => {
+            assert!(context.contains("tokenizer.json"), "{context}");
+            assert!(context.contains("not a Hugging Face tokenizer file"), "{context}");
+        }
+        other => panic!("expected Tokenizer, got {other}"),
+    }
+
+    std::fs::write(dir.path().join("tokenizer.json"), "{not json").unwrap();
+    match open_error(dir.path()) {
+        Error::Tokenizer { context, .. } => assert!(!context.contains("not a Hugging Face"), "{context}"),
+        other => panic!("expected Tokenizer, got {other}"),
+    }
+}
+
+#[test]
 fn missing_directory_is_named() {
     match open_error(std::path::Path::new("/nonexistent/jclip-model")) {
         Error::MissingFile { path, .. } => assert!(path.ends_with("jclip-model")),

@@ -14,6 +14,14 @@ use crate::error::{Error, Result};
 /// Default token limit per text, including `[CLS]` and `[SEP]`, as the reference's `encode_text`.
 pub const DEFAULT_MAX_LENGTH: usize = 512;
 
+/// Largest token limit per text that a model accepts. Attention time grows
+/// with the square of the length: one text of 8192 tokens takes about a
+/// minute on one core of the development machine, so a text at this limit
+/// takes over an hour. Memory grows linearly: at this limit the output of
+/// jina-clip-v1's fused feed-forward projection alone (6144 floats per
+/// token) takes 1.6 GB.
+pub const MAX_LENGTH_LIMIT: usize = 65_536;
+
 /// Handling of a text longer than the token limit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Truncation {
@@ -58,8 +66,18 @@ impl TextTokenizer {
                 hint: "the model directory needs the tokenizer.json of jinaai/jina-clip-v1".into(),
             });
         }
-        let tokenizer = Tokenizer::from_file(path)
-            .map_err(|e| Error::Tokenizer { context: format!("loading {}", path.display()), message: e.to_string() })?;
+        let tokenizer = Tokenizer::from_file(path).map_err(|e| {
+            // A file that is JSON but not a tokenizer gets a parse error
+            // about its fields, which reads like broken syntax.
+            let is_json =
+                std::fs::read(path).is_ok_and(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).is_ok());
+            let context = if is_json {
+                format!("loading {}: valid JSON but not a Hugging Face tokenizer file", path.display())
+            } else {
+                format!("loading {}", path.display())
+            };
+            Error::Tokenizer { context, message: e.to_string() }
+        })?;
         TextTokenizer::new(tokenizer, max_length, truncation)
     }
 
@@ -71,6 +89,13 @@ impl TextTokenizer {
                 name: "max_length",
                 value: max_length.to_string(),
                 reason: format!("must leave room for text besides the {specials} special tokens"),
+            });
+        }
+        if max_length > MAX_LENGTH_LIMIT {
+            return Err(Error::InvalidOption {
+                name: "max_length",
+                value: max_length.to_string(),
+                reason: format!("must be at most {MAX_LENGTH_LIMIT} tokens per text"),
             });
         }
         let mut whole = tokenizer;

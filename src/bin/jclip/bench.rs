@@ -100,7 +100,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 20.0)]
     pub time_budget: f64,
 
-    /// Maximum tokens per forward pass (an image counts as its patches plus CLS).
+    /// Maximum tokens per forward pass (an image counts as its patches plus CLS); an input longer than this runs alone.
     #[arg(long, value_name = "N", default_value_t = jclip::options::DEFAULT_BATCH_TOKENS)]
     pub batch_tokens: usize,
 

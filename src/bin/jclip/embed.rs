@@ -69,14 +69,31 @@ pub fn run(args: &EmbedArgs, matches: &ArgMatches) -> CliResult {
         Some(path) => {
             let file = std::fs::File::create(path).map_err(|e| format!("failed to create {}: {e}", path.display()))?;
             let mut writer = std::io::BufWriter::new(file);
-            output::write(&mut writer, args.format, &model_name, normalize, &records)?;
-            writer.flush()?;
+            output::write(&mut writer, args.format, &model_name, normalize, &records)
+                .and_then(|()| Ok(writer.flush()?))
+                .map_err(|e| format!("failed to write {}: {e}", path.display()))?;
         }
         None => {
             let stdout = std::io::stdout();
             let mut writer = std::io::BufWriter::new(stdout.lock());
-            output::write(&mut writer, args.format, &model_name, normalize, &records)?;
+            let written = output::write(&mut writer, args.format, &model_name, normalize, &records)
+                .and_then(|()| Ok(writer.flush()?));
+            match written {
+                // The reader closed the pipe (`jclip embed ... | head`): it has what it wanted.
+                Err(e) if is_broken_pipe(e.as_ref()) => {}
+                Err(e) => return Err(format!("failed to write the output to stdout: {e}").into()),
+                Ok(()) => {}
+            }
         }
     }
     Ok(())
+}
+
+/// Returns whether `error` is a write to a pipe whose reader has exited.
+fn is_broken_pipe(error: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    let kind = match error.downcast_ref::<std::io::Error>() {
+        Some(io) => Some(io.kind()),
+        None => error.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind),
+    };
+    kind == Some(std::io::ErrorKind::BrokenPipe)
 }

@@ -101,6 +101,9 @@ type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 /// library names one of its options (`max_length` is `--max-length`).
 fn with_flag_names(error: &(dyn std::error::Error + Send + Sync + 'static)) -> String {
     if let Some(jclip::Error::InvalidOption { name, value, reason }) = error.downcast_ref::<jclip::Error>() {
+        if *name == jclip::options::THREADS_ENV {
+            return format!("invalid environment variable {name}={value}: {reason}");
+        }
         let flag = match *name {
             "precision" => "dtype",
             "max_length" => "max-length",

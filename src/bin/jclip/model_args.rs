@@ -32,7 +32,7 @@ pub struct ModelArgs {
     #[arg(long, value_enum, default_value_t = TruncateMode::Right)]
     pub truncate: TruncateMode,
 
-    /// Maximum tokens per forward pass (an image counts as its patches plus CLS).
+    /// Maximum tokens per forward pass (an image counts as its patches plus CLS); an input longer than this runs alone.
     #[arg(long, value_name = "N", default_value_t = jclip::options::DEFAULT_BATCH_TOKENS)]
     pub batch_tokens: usize,
 

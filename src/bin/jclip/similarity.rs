@@ -180,11 +180,22 @@ fn print_matrix(rows: &[String], columns: &[String], cell: impl Fn(usize, usize)
     let shorten = |s: &str, n: usize| -> String {
         if s.chars().count() > n { format!("{}…", s.chars().take(n - 1).collect::<String>()) } else { s.to_string() }
     };
-    let row_width = rows.iter().map(|r| shorten(r, 40).chars().count()).max().unwrap_or(0).max(4);
-    let headers: Vec<String> = columns
-        .iter()
-        .map(|c| shorten(std::path::Path::new(c).file_name().map_or(c.as_str(), |n| n.to_str().unwrap_or(c)), 16))
-        .collect();
+    // Keeps the end of a path, where the names that tell columns apart are.
+    let shorten_start = |s: &str, n: usize| -> String {
+        let count = s.chars().count();
+        if count > n { format!("…{}", s.chars().skip(count + 1 - n).collect::<String>()) } else { s.to_string() }
+    };
+    let row_label = |row: &str| if row.is_empty() { "(empty text)".to_string() } else { shorten(row, 40) };
+    let row_width = rows.iter().map(|r| row_label(r).chars().count()).max().unwrap_or(0).max(4);
+    let file_name = |c: &str| std::path::Path::new(c).file_name().and_then(|n| n.to_str()).unwrap_or(c).to_string();
+    // File names alone, unless two columns share one: then the paths as given.
+    let names: Vec<String> = columns.iter().map(|c| file_name(c)).collect();
+    let unique = names.iter().enumerate().all(|(i, name)| !names[..i].contains(name));
+    let headers: Vec<String> = if unique {
+        names.iter().map(|name| shorten(name, 16)).collect()
+    } else {
+        columns.iter().map(|c| shorten_start(c, 24)).collect()
+    };
     let widths: Vec<usize> = headers.iter().map(|h| h.chars().count().max(8)).collect();
     let mut line = format!("{:row_width$}", "");
     for (header, width) in headers.iter().zip(&widths) {
@@ -192,7 +203,7 @@ fn print_matrix(rows: &[String], columns: &[String], cell: impl Fn(usize, usize)
     }
     println!("{line}");
     for (r, row) in rows.iter().enumerate() {
-        let mut line = format!("{:row_width$}", shorten(row, 40));
+        let mut line = format!("{:row_width$}", row_label(row));
         for (c, width) in widths.iter().enumerate() {
             line.push_str(&format!("  {:>width$}", cell(r, c)));
         }

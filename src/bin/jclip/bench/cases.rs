@@ -7,11 +7,15 @@ use std::str::FromStr;
 
 use jclip::config::{ModelConfig, TextConfig, VisionConfig};
 use jclip::text::TextTokenizer;
+use jclip::text::tokenizer::MAX_LENGTH_LIMIT;
 
 /// Shortest text of a `mixed:B` case, in tokens including `[CLS]` and `[SEP]`.
 pub const MIXED_MIN_TOKENS: usize = 16;
 /// Longest text of a `mixed:B` case: the default token limit of the reference.
 pub const MIXED_MAX_TOKENS: usize = 512;
+/// Most inputs of one case. The inputs are built before the first run and
+/// kept, so a larger batch would only fill memory.
+pub const MAX_BATCH: usize = 4096;
 
 /// Words that the BERT uncased WordPiece vocabulary of jina-clip-v1 keeps
 /// whole, one token each. Texts of a given length cycle through them; every
@@ -89,6 +93,13 @@ impl FromStr for CaseSpec {
             Ok(n) if n > 0 => Ok(n),
             _ => Err(invalid(&format!("{what} {value:?} is not a positive integer"))),
         };
+        let bounded = |batch: usize| {
+            if batch <= MAX_BATCH {
+                Ok(batch)
+            } else {
+                Err(invalid(&format!("a case can have at most {MAX_BATCH} inputs, found {batch}")))
+            }
+        };
         let (kind, argument) = match spec.split_once(':') {
             Some((kind, argument)) => (kind, Some(argument)),
             None => (spec, None),
@@ -102,11 +113,14 @@ impl FromStr for CaseSpec {
                 if tokens < 3 {
                     return Err(invalid("a text needs at least 3 tokens: [CLS], one word and [SEP]"));
                 }
-                Ok(CaseSpec::Text { tokens, batch })
+                if tokens > MAX_LENGTH_LIMIT {
+                    return Err(invalid(&format!("a text can have at most {MAX_LENGTH_LIMIT} tokens")));
+                }
+                Ok(CaseSpec::Text { tokens, batch: bounded(batch)? })
             }
-            ("mixed", Some(argument)) => Ok(CaseSpec::Mixed { batch: positive(argument, "batch size")? }),
+            ("mixed", Some(argument)) => Ok(CaseSpec::Mixed { batch: bounded(positive(argument, "batch size")?)? }),
             ("image", None) => Ok(CaseSpec::Image { batch: 1 }),
-            ("image", Some(argument)) => Ok(CaseSpec::Image { batch: positive(argument, "batch size")? }),
+            ("image", Some(argument)) => Ok(CaseSpec::Image { batch: bounded(positive(argument, "batch size")?)? }),
             ("text" | "mixed", None) => Err(invalid("missing the length or batch size after ':'")),
             _ => Err(invalid(&format!("unknown kind {kind:?}"))),
         }
@@ -262,6 +276,23 @@ mod tests {
         for text in ["text", "text:0", "text:2", "text:64x0", "text:64x", "mixed:", "image:0", "audio:3", "text:abc"] {
             assert!(text.parse::<CaseSpec>().is_err(), "{text} parsed");
         }
+    }
+
+    #[test]
+    fn specs_reject_sizes_over_limits() {
+        let longest = format!("text:{MAX_LENGTH_LIMIT}");
+        assert_eq!(longest.parse::<CaseSpec>().unwrap(), CaseSpec::Text { tokens: MAX_LENGTH_LIMIT, batch: 1 });
+        let error = format!("text:{}", MAX_LENGTH_LIMIT + 1).parse::<CaseSpec>().unwrap_err();
+        assert!(error.contains(&format!("at most {MAX_LENGTH_LIMIT} tokens")), "{error}");
+        for text in [
+            format!("image:{}", MAX_BATCH + 1),
+            format!("mixed:{}", MAX_BATCH + 1),
+            format!("text:16x{}", MAX_BATCH + 1),
+        ] {
+            let error = text.parse::<CaseSpec>().unwrap_err();
+            assert!(error.contains(&format!("at most {MAX_BATCH} inputs")), "{text}: {error}");
+        }
+        assert_eq!(format!("image:{MAX_BATCH}").parse::<CaseSpec>().unwrap(), CaseSpec::Image { batch: MAX_BATCH });
     }
 
     #[test]
