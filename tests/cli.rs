@@ -310,3 +310,23 @@ fn input_errors_name_the_file_and_the_flag() {
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("invalid environment variable JCLIP_THREADS=abc"), "{stderr}");
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn full_stdout_is_an_error_not_a_panic() {
+    let dir = synth_model(Preset::Tiny, SynthNaming::Flash, SynthDtype::F32);
+    let image = fixtures().join("images/chelsea.png");
+    let commands: [&[&str]; 3] = [
+        &["info"],
+        &["embed", "--model", path(dir.path()), "--text", "a"],
+        &["similarity", "--model", path(dir.path()), "--text", "a", "--image", path(&image)],
+    ];
+    for args in commands {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("open /dev/full");
+        let output = Command::new(env!("CARGO_BIN_EXE_jclip")).args(args).stdout(full).output().expect("run jclip");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("failed to write the output to stdout"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}

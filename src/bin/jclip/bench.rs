@@ -284,9 +284,9 @@ pub fn run(args: &BenchArgs) -> CliResult {
         resident_at_end: system::resident(),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", report::table(&report));
+        out!("{}", report::table(&report));
     }
     Ok(())
 }

@@ -1,5 +1,23 @@
 //! The `jclip` command-line tool.
 
+/// Writes to stdout as `println!` does, but returns a failed write (a full
+/// disk, a closed pipe) from the calling function as a [`StdoutError`]
+/// instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*).map_err(crate::StdoutError)?
+    }};
+}
+
+/// As [`outln!`] without the newline.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout(), $($arg)*).map_err(crate::StdoutError)?
+    }};
+}
+
 mod bench;
 mod convert;
 mod embed;
@@ -11,6 +29,18 @@ mod similarity;
 mod synth;
 
 use std::process::ExitCode;
+
+/// A failed write to stdout.
+#[derive(Debug)]
+struct StdoutError(std::io::Error);
+
+impl std::fmt::Display for StdoutError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "failed to write the output to stdout: {}", self.0)
+    }
+}
+
+impl std::error::Error for StdoutError {}
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -77,6 +107,12 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of a pipe exited (`jclip info | head -1`): it has what it wanted.
+        Err(error)
+            if error.downcast_ref::<StdoutError>().is_some_and(|e| e.0.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(error) => {
             let mut message = format!("error: {}", with_flag_names(error.as_ref()));
             let mut source = std::error::Error::source(error.as_ref());
@@ -119,25 +155,29 @@ fn info(args: &InfoArgs) -> CliResult {
     let detected = jclip::Isa::best_supported();
     let supported: Vec<&str> = jclip::Isa::supported().iter().map(|isa| isa.name()).collect();
     let kernels = jclip_kernels::Kernels::detect()?;
-    println!("jclip {}", env!("CARGO_PKG_VERSION"));
-    println!("kernel tier: {} (best supported: {detected}; supported: {})", kernels.isa(), supported.join(", "));
-    println!("cpu features: {}", jclip_kernels::CpuFeatures::detect().names().join(" "));
-    println!("threads available: {}", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    outln!("jclip {}", env!("CARGO_PKG_VERSION"));
+    outln!("kernel tier: {} (best supported: {detected}; supported: {})", kernels.isa(), supported.join(", "));
+    outln!("cpu features: {}", jclip_kernels::CpuFeatures::detect().names().join(" "));
+    outln!("threads available: {}", std::thread::available_parallelism().map_or(1, |n| n.get()));
     if let Some(dir) = &args.model {
         let model = jclip::Model::open(dir, &jclip::ModelOptions::default())?;
         let text = &model.config().text;
-        println!("model: {}", dir.display());
-        println!(
+        outln!("model: {}", dir.display());
+        outln!(
             "weights: {} ({})",
             model.precision(),
             if model.weights_in_place() { "packed by jclip convert, mapped in place" } else { "packed at load" }
         );
-        println!(
+        outln!(
             "text tower: {} layers, hidden {}, {} heads, GEGLU {}, vocabulary {}",
-            text.num_layers, text.hidden_size, text.num_heads, text.intermediate_size, text.vocab_size
+            text.num_layers,
+            text.hidden_size,
+            text.num_heads,
+            text.intermediate_size,
+            text.vocab_size
         );
         match &model.config().vision {
-            Some(vision) => println!(
+            Some(vision) => outln!(
                 "image tower: {} blocks, width {}, {} heads, SwiGLU {}, {} px in patches of {}",
                 vision.num_layers,
                 vision.width,
@@ -146,10 +186,10 @@ fn info(args: &InfoArgs) -> CliResult {
                 vision.image_size,
                 vision.patch_size
             ),
-            None => println!("image tower: none (text-only model)"),
+            None => outln!("image tower: none (text-only model)"),
         }
         if let Some(scale) = model.logit_scale() {
-            println!("logit_scale: {scale} (exp = {})", scale.exp());
+            outln!("logit_scale: {scale} (exp = {})", scale.exp());
         }
     }
     Ok(())

@@ -160,23 +160,27 @@ pub fn similarity(args: &SimilarityArgs, matches: &ArgMatches) -> CliResult {
                 logit_scale: model.logit_scale(),
                 probabilities,
             };
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            outln!("{}", serde_json::to_string_pretty(&report)?);
         }
         TableFormat::Table => {
-            println!("cosine similarity (rows: texts, columns: images)");
-            print_matrix(&texts, &image_names, |t, i| format!("{:.4}", cosine[t][i]));
+            outln!("cosine similarity (rows: texts, columns: images)");
+            print_matrix(&texts, &image_names, |t, i| format!("{:.4}", cosine[t][i]))?;
             if let Some(probabilities) = probabilities {
                 let scale = temperature(&model)?;
-                println!();
-                println!("probability of each text for each image (softmax of {scale:.2}·cosine over the texts)");
-                print_matrix(&texts, &image_names, |t, i| format!("{:.4}", probabilities[i][t]));
+                outln!();
+                outln!("probability of each text for each image (softmax of {scale:.2}·cosine over the texts)");
+                print_matrix(&texts, &image_names, |t, i| format!("{:.4}", probabilities[i][t]))?;
             }
         }
     }
     Ok(())
 }
 
-fn print_matrix(rows: &[String], columns: &[String], cell: impl Fn(usize, usize) -> String) {
+fn print_matrix(
+    rows: &[String],
+    columns: &[String],
+    cell: impl Fn(usize, usize) -> String,
+) -> Result<(), crate::StdoutError> {
     let shorten = |s: &str, n: usize| -> String {
         if s.chars().count() > n { format!("{}…", s.chars().take(n - 1).collect::<String>()) } else { s.to_string() }
     };
@@ -201,14 +205,15 @@ fn print_matrix(rows: &[String], columns: &[String], cell: impl Fn(usize, usize)
     for (header, width) in headers.iter().zip(&widths) {
         line.push_str(&format!("  {header:>width$}"));
     }
-    println!("{line}");
+    outln!("{line}");
     for (r, row) in rows.iter().enumerate() {
         let mut line = format!("{:row_width$}", row_label(row));
         for (c, width) in widths.iter().enumerate() {
             line.push_str(&format!("  {:>width$}", cell(r, c)));
         }
-        println!("{line}");
+        outln!("{line}");
     }
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -261,16 +266,16 @@ pub fn classify(args: &ClassifyArgs) -> CliResult {
         results.push(Classification { image: image.display().to_string(), labels: scores });
     }
     match args.format {
-        TableFormat::Json => println!("{}", serde_json::to_string_pretty(&results)?),
+        TableFormat::Json => outln!("{}", serde_json::to_string_pretty(&results)?),
         TableFormat::Table => {
             for (index, result) in results.iter().enumerate() {
                 if index > 0 {
-                    println!();
+                    outln!();
                 }
-                println!("{}", result.image);
+                outln!("{}", result.image);
                 let width = result.labels.iter().map(|s| s.label.chars().count()).max().unwrap_or(0);
                 for score in &result.labels {
-                    println!(
+                    outln!(
                         "  {:width$}  {:6.2}%  (cosine {:.4})",
                         score.label,
                         score.probability * 100.0,
