@@ -3,8 +3,8 @@
 //! W is packed into panels of [`NR`] output features (see [`packed`]). The
 //! driver follows the BLIS loop nest:
 //!
-//! 1. split the output into tiles of at most [`F32_MC`] rows (f32 weights)
-//!    or [`MC`] rows (the others) by at most
+//! 1. split the output into tiles of at most [`MC`] rows, or [`F32_MC`] rows
+//!    for f32 weights when a call has more than [`MC`] rows, by at most
 //!    [`NC_PANELS`] panels, enough of them to keep every thread busy, and run
 //!    the tiles in parallel on the current rayon pool;
 //! 2. copy X into groups of the tier's MR rows, input-feature major, so the
@@ -56,15 +56,18 @@ pub const NR: usize = 16;
 /// rows of a model call (197 tokens of an image, a few short texts) in one
 /// piece, so threads split the output features into tiles of equal work.
 pub const MC: usize = 256;
-/// Rows of X per tile at most over f32 weights. A tile's rows of X (288 KiB
-/// at k = 768, 1.1 MiB at k = 3072) stay in L2 while every panel group of
-/// the tile passes over them.
+/// Rows of X per tile at most over f32 weights when a call has more than
+/// [`MC`] rows. A tile's rows of X (288 KiB at k = 768, 1.1 MiB at k = 3072)
+/// stay in L2 while every panel group of the tile passes over them.
 ///
 /// Measured against 256 on one thread, as the best of 16 interleaved runs
 /// beside the `gemm` crate, with the weights in cache and with 16 copies
 /// used in turn: `gemm`'s time over jclip's went from 1.01–1.04 to 1.05–1.11
 /// at M = 512 and from 0.93–0.98 to 0.96–1.01 at M = 1576, and stayed
-/// level at M = 197 (three tiles instead of one). With 256-row tiles X
+/// level at M = 197 (three tiles instead of one). Calls of up to [`MC`] rows
+/// keep one tile of rows all the same: on two threads, one image (197 rows)
+/// took 175 to 183 ms in one tile against 174 to 229 ms in three (`jclip
+/// bench`, four interleaved rounds, best times). With 256-row tiles X
 /// streamed from L3 for every panel group, which is why the tiles of more
 /// than 200 rows used to loop over row groups outermost instead. 64 and
 /// 128 rows measured within noise of 96.
@@ -409,7 +412,7 @@ impl Kernels {
             self.run_bf16_dot(dot, x, rows, k, n, product, y);
             return;
         }
-        let mc = if first.format() == WeightFormat::F32 { F32_MC } else { MC };
+        let mc = if first.format() == WeightFormat::F32 && rows > MC { F32_MC } else { MC };
         let tiles = tiles(rows, n.div_ceil(NR), rayon::current_num_threads(), kernels.mr, mc);
         if tiles.is_empty() {
             return;
