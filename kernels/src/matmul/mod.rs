@@ -52,7 +52,8 @@ pub use packed::{INT8_MAX, PACKED_ALIGN, PackError, PackedMatrix, SharedBytes, W
 
 /// Output features per packed panel, fixed by the packed format.
 pub const NR: usize = 16;
-/// Rows of X per tile at most, except over f32 weights. Tiles cover the
+/// Rows of X per tile at most, except in calls over f32 weights with more
+/// rows than this (see [`F32_MC`]). Tiles cover the
 /// rows of a model call (197 tokens of an image, a few short texts) in one
 /// piece, so threads split the output features into tiles of equal work.
 pub const MC: usize = 256;
@@ -65,7 +66,7 @@ pub const MC: usize = 256;
 /// used in turn: `gemm`'s time over jclip's went from 1.01–1.04 to 1.05–1.11
 /// at M = 512 and from 0.93–0.98 to 0.96–1.01 at M = 1576, and stayed
 /// level at M = 197 (three tiles instead of one). Calls of up to [`MC`] rows
-/// keep one tile of rows all the same: on two threads, one image (197 rows)
+/// keep one tile of rows all the same. On two threads, one image (197 rows)
 /// took 175 to 183 ms in one tile against 174 to 229 ms in three (`jclip
 /// bench`, four interleaved rounds, best times). With 256-row tiles X
 /// streamed from L3 for every panel group, which is why the tiles of more
