@@ -11,10 +11,11 @@
 //! cargo bench --bench matmul_ab -- [--rounds N] [--threads 1,2] [--rows 197,512] [--weights cache|memory]
 //! ```
 //!
-//! `--weights memory` cycles through copies of W larger than the last-level
-//! caches of most machines together (256 MiB), so that each call reads its
-//! weights from memory, as a forward pass does; the default keeps one copy in
-//! cache, as the criterion benchmark does. The output is a Markdown table.
+//! `--weights memory` cycles through 256 MiB of copies of each W, more than
+//! the last-level cache of most machines, so that each call reads its weights
+//! from memory, as a forward pass does. NOTE: on a CPU with a last-level
+//! cache of 256 MiB or more, part of them come from cache. The default keeps one copy
+//! in cache, as the criterion benchmark does. The output is a Markdown table.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
