@@ -241,4 +241,25 @@ fn sharded_checkpoint_loads() {
 
     let got = Model::open(sharded.path(), &ModelOptions::default()).unwrap().embed_texts(&["a cat"], true).unwrap();
     assert_eq!(got, expected);
+
+    // A missing shard is named with the index that lists it.
+    let second = sharded.path().join("model-00002-of-00002.safetensors");
+    std::fs::rename(&second, sharded.path().join("moved.safetensors")).unwrap();
+    match open_error(sharded.path()) {
+        Error::MissingFile { path, hint } => {
+            assert_eq!(path, second);
+            assert!(hint.contains("model.safetensors.index.json lists it"), "{hint}");
+        }
+        other => panic!("expected MissingFile, got {other}"),
+    }
+
+    // A weight_map that is not an object is named as such, not as missing.
+    std::fs::write(sharded.path().join("model.safetensors.index.json"), r#"{"weight_map": 5}"#).unwrap();
+    match open_error(sharded.path()) {
+        Error::InvalidConfig { message, .. } => {
+            assert!(message.contains("weight_map must be an object"), "{message}");
+            assert!(message.contains("found 5"), "{message}");
+        }
+        other => panic!("expected InvalidConfig, got {other}"),
+    }
 }

@@ -108,6 +108,12 @@ impl Checkpoint {
             Checkpoint::open_files(&[single])
         } else if index.is_file() {
             let shards = shard_files(&index)?;
+            if let Some(missing) = shards.iter().find(|shard| !shard.is_file()) {
+                return Err(Error::MissingFile {
+                    path: missing.clone(),
+                    hint: format!("{SHARD_INDEX} lists it; download every shard that the index names"),
+                });
+            }
             Checkpoint::open_files(&shards)
         } else {
             Err(Error::MissingFile {
@@ -241,10 +247,12 @@ fn shard_files(index: &Path) -> Result<Vec<PathBuf>> {
     let text = std::fs::read_to_string(index).map_err(|source| Error::io(index, source))?;
     let invalid = |message: String| Error::InvalidConfig { path: index.to_path_buf(), message };
     let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| invalid(format!("not valid JSON: {e}")))?;
-    let weight_map = value
-        .get("weight_map")
-        .and_then(|v| v.as_object())
-        .ok_or_else(|| invalid("missing the weight_map object".into()))?;
+    let weight_map = match value.get("weight_map") {
+        None => return Err(invalid("missing the weight_map object".into())),
+        Some(map) => map.as_object().ok_or_else(|| {
+            invalid(format!("weight_map must be an object of tensor names to shard files, found {map}"))
+        })?,
+    };
     let dir = index.parent().unwrap_or(Path::new("."));
     let mut shards: Vec<String> = Vec::new();
     for (name, file) in weight_map {
