@@ -71,29 +71,39 @@ pub fn run(args: &EmbedArgs, matches: &ArgMatches) -> CliResult {
             let mut writer = std::io::BufWriter::new(file);
             output::write(&mut writer, args.format, &model_name, normalize, &records)
                 .and_then(|()| Ok(writer.flush()?))
-                .map_err(|e| format!("failed to write {}: {e}", path.display()))?;
+                .map_err(|e| match write_failure(e) {
+                    Ok(io) => format!("failed to write {}: {io}", path.display()).into(),
+                    Err(other) => other,
+                })?;
         }
         None => {
             let stdout = std::io::stdout();
             let mut writer = std::io::BufWriter::new(stdout.lock());
-            let written = output::write(&mut writer, args.format, &model_name, normalize, &records)
-                .and_then(|()| Ok(writer.flush()?));
-            match written {
-                // The reader closed the pipe (`jclip embed ... | head`): it has what it wanted.
-                Err(e) if is_broken_pipe(e.as_ref()) => {}
-                Err(e) => return Err(format!("failed to write the output to stdout: {e}").into()),
-                Ok(()) => {}
-            }
+            // A failed write becomes a `StdoutError`, which `main` reports,
+            // or ignores for a closed pipe, as for the other subcommands.
+            output::write(&mut writer, args.format, &model_name, normalize, &records)
+                .and_then(|()| Ok(writer.flush()?))
+                .map_err(|e| match write_failure(e) {
+                    Ok(io) => Box::new(crate::StdoutError(io)),
+                    Err(other) => other,
+                })?;
         }
     }
     Ok(())
 }
 
-/// Returns whether `error` is a write to a pipe whose reader has exited.
-fn is_broken_pipe(error: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
-    let kind = match error.downcast_ref::<std::io::Error>() {
-        Some(io) => Some(io.kind()),
-        None => error.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind),
+/// Returns the I/O error that `error` carries when the output could not be
+/// written, and any other error (such as mixed widths for npy) unchanged.
+fn write_failure(
+    error: Box<dyn std::error::Error + Send + Sync>,
+) -> Result<std::io::Error, Box<dyn std::error::Error + Send + Sync>> {
+    let error = match error.downcast::<std::io::Error>() {
+        Ok(io) => return Ok(*io),
+        Err(error) => error,
     };
-    kind == Some(std::io::ErrorKind::BrokenPipe)
+    match error.downcast::<serde_json::Error>() {
+        Ok(json) if json.io_error_kind().is_some() => Ok(std::io::Error::from(*json)),
+        Ok(json) => Err(json),
+        Err(error) => Err(error),
+    }
 }
