@@ -84,6 +84,11 @@ fn sample(calls: usize, mut call: impl FnMut()) -> f64 {
     start.elapsed().as_secs_f64() / calls as f64
 }
 
+/// Returns the smallest of `values`, the best sample.
+fn best(values: impl IntoIterator<Item = f64>) -> f64 {
+    values.into_iter().fold(f64::INFINITY, f64::min)
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
@@ -108,7 +113,7 @@ impl Layer {
     }
 }
 
-/// Samples of one contender: seconds per call.
+/// Samples of both contenders at one shape and thread count: seconds per call.
 #[derive(Default)]
 struct Samples {
     jclip: Vec<f64>,
@@ -116,10 +121,6 @@ struct Samples {
 }
 
 impl Samples {
-    fn best(values: &[f64]) -> f64 {
-        values.iter().copied().fold(f64::INFINITY, f64::min)
-    }
-
     /// Returns the median over rounds of gemm's time over jclip's.
     fn ratio(&self) -> f64 {
         let mut ratios: Vec<f64> = self.gemm.iter().zip(&self.jclip).map(|(theirs, ours)| theirs / ours).collect();
@@ -192,14 +193,14 @@ fn fma_peak(rounds: usize) -> Option<(f64, &'static str)> {
     if Isa::Avx512.is_supported() {
         let flops = (ITERATIONS * peak::CHAINS * 16 * 2) as f64;
         // SAFETY: AVX-512F was detected.
-        let best = (0..rounds).map(|_| sample(1, || _ = black_box(unsafe { peak::fma_avx512(ITERATIONS) })));
-        return Some((flops / best.fold(f64::INFINITY, f64::min) / 1e9, "avx512"));
+        let seconds = best((0..rounds).map(|_| sample(1, || _ = black_box(unsafe { peak::fma_avx512(ITERATIONS) }))));
+        return Some((flops / seconds / 1e9, "avx512"));
     }
     if Isa::Avx2.is_supported() {
         let flops = (ITERATIONS * peak::CHAINS * 8 * 2) as f64;
         // SAFETY: AVX2 and FMA were detected.
-        let best = (0..rounds).map(|_| sample(1, || _ = black_box(unsafe { peak::fma_avx2(ITERATIONS) })));
-        return Some((flops / best.fold(f64::INFINITY, f64::min) / 1e9, "avx2"));
+        let seconds = best((0..rounds).map(|_| sample(1, || _ = black_box(unsafe { peak::fma_avx2(ITERATIONS) }))));
+        return Some((flops / seconds / 1e9, "avx2"));
     }
     None
 }
@@ -284,8 +285,8 @@ fn main() {
         let mut line = format!("| {m}×{n}×{k} |");
         let mut rates = Vec::new();
         for (samples, &threads) in case.samples.iter().zip(&options.threads) {
-            let ours = flops / Samples::best(&samples.jclip) / 1e9;
-            let theirs = flops / Samples::best(&samples.gemm) / 1e9;
+            let ours = flops / best(samples.jclip.iter().copied()) / 1e9;
+            let theirs = flops / best(samples.gemm.iter().copied()) / 1e9;
             let fraction = match peak {
                 Some((rate, _)) if threads == 1 => format!(" ({:.0}%)", 100.0 * ours / rate),
                 _ => String::new(),
