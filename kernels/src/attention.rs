@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use crate::disjoint::DisjointOutput;
 use crate::isa::Kernels;
 use crate::matmul::NR;
-use crate::matmul::simd::{micro_dispatch, return_scratch, take_scratch};
+use crate::matmul::simd::{Prefetch, micro, micro_dispatch, return_scratch, take_scratch};
 use crate::simd::{self, Simd};
 
 /// Keys scored together before the running softmax is updated; a multiple of [`NR`].
@@ -204,17 +204,24 @@ pub(crate) unsafe fn task_scalar(job: &AttentionJob<'_>, task: &Task) {
     }
 }
 
-/// Lane offsets 0, 1, 2, … as floats, for key positions in the ALiBi bias.
+/// Lane offsets 0, 1, 2, … as floats, for query positions in the ALiBi bias.
 const LANE_INDICES: [f32; 16] = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0];
 
-/// Computes one task in blocks of `MR` queries against key tiles of
+/// Computes one task in blocks of `NP·NR` queries against key tiles of
 /// [`KEY_TILE`], with both products on the matmul microkernel.
 ///
-/// Per task, the keys of the segment and head are packed transposed in
-/// panels of [`NR`] keys (`kt[(panel·head_dim + c)·NR + j]`) and the values
-/// in panels of `NR` head dimensions (`vp[(panel·len + j)·NR + c]`). Per
-/// query block and key tile: scores `S = Q·Kᵀ` (one fused chain over
-/// `head_dim` per score), `s = S·scale + ALiBi + mask` with separate
+/// The scores are computed transposed, one row per key and one lane per
+/// query: `Sᵀ = K·Qᵀ`, with the keys as the microkernel's rows (`MR` at a
+/// time) and the queries as its panels. The softmax then runs down the
+/// rows, each lane keeping its own query's running maximum and sum, so it
+/// needs no reduction across lanes. The weights also come out key-major,
+/// which is the layout the product `O = P·V` reads as its rows.
+///
+/// Per task, the keys of the segment and head are packed transposed
+/// (`kt[c·key_stride + j]`), the queries in panels of [`NR`]
+/// (`qt[(panel·head_dim + c)·NR + i]`) and the values in panels of `NR`
+/// head dimensions (`vp[(panel·len + j)·NR + c]`). Each score is one fused
+/// chain over `head_dim`, then `s = S·scale + ALiBi + mask` with separate
 /// roundings as the scalar kernel, the online-softmax update, then
 /// `O += P·V`. A query's arithmetic depends only on its own segment: not on
 /// the other queries of its block, nor on other segments.
@@ -229,52 +236,76 @@ pub(crate) unsafe fn task_simd<S: Simd, const MR: usize, const NP: usize, const 
     job: &AttentionJob<'_>,
     task: &Task,
 ) {
+    const { assert!(NR <= LANE_INDICES.len()) };
     let params = job.params;
     let (head_dim, stride) = (params.head_dim, job.stride);
     let width = params.heads * head_dim;
     let len = task.segment.len();
+    let queries = task.queries.len();
     let base = task.segment.start;
     let column = task.head * head_dim;
     let slope = job.slope(task.head);
-    let key_panels = len.div_ceil(NR);
+    let block = NP * NR;
+    // The last group of MR keys may reach up to MR − 1 keys past the
+    // segment, so each row of the transposed keys ends in MR zeros.
+    let key_stride = len + MR;
+    let query_panels = queries.div_ceil(NR);
     let dim_panels = head_dim.div_ceil(NR);
     let padded_dim = dim_panels * NR;
+    let score_rows = KEY_TILE + MR;
 
-    let kt_len = key_panels * head_dim * NR;
+    let kt_len = head_dim * key_stride;
+    let qt_len = query_panels * head_dim * NR;
     let vp_len = dim_panels * len * NR;
-    let sizes = [kt_len, vp_len, len, head_dim * MR, MR * KEY_TILE, KEY_TILE * MR, MR * padded_dim];
+    let sizes = [kt_len, qt_len, vp_len, len, score_rows * block, block * padded_dim, 3 * block];
     let mut scratch = take_scratch(sizes.iter().sum());
     let (kt, rest) = scratch.split_at_mut(kt_len);
+    let (qt, rest) = rest.split_at_mut(qt_len);
     let (vp, rest) = rest.split_at_mut(vp_len);
     let (mask_add, rest) = rest.split_at_mut(len);
-    let (qp, rest) = rest.split_at_mut(head_dim * MR);
-    let (scores, rest) = rest.split_at_mut(MR * KEY_TILE);
-    let (pp, rest) = rest.split_at_mut(KEY_TILE * MR);
-    let o = &mut rest[..MR * padded_dim];
+    let (scores, rest) = rest.split_at_mut(score_rows * block);
+    let (o, stats) = rest.split_at_mut(block * padded_dim);
+    let (running_max, stats) = stats.split_at_mut(block);
+    let (running_sum, correction) = stats.split_at_mut(block);
 
-    // Pack keys transposed and values by dimension panels; padding lanes are zero.
-    let key_row = |j: usize| &job.k[(base + j) * stride + column..][..head_dim];
-    for (panel, block) in kt.chunks_exact_mut(head_dim * NR).enumerate() {
-        let first = panel * NR;
-        let keys = NR.min(len - first);
-        if keys < NR {
-            block.fill(0.0);
+    // Keys transposed, zeros past the segment.
+    for (c, line) in kt.chunks_exact_mut(key_stride).enumerate() {
+        let column_values = job.k[base * stride + column + c..].iter().step_by(stride);
+        for (slot, &value) in line[..len].iter_mut().zip(column_values) {
+            *slot = value;
         }
-        // Dimension-major, so each step writes one contiguous row of the panel.
-        let rows: [&[f32]; NR] = std::array::from_fn(|jj| key_row(first + jj.min(keys - 1)));
-        for (c, out) in block.chunks_exact_mut(NR).enumerate() {
-            for (o, row) in out[..keys].iter_mut().zip(&rows) {
-                *o = row[c];
+    }
+    for line in kt.chunks_exact_mut(key_stride) {
+        line[len..].fill(0.0);
+    }
+    // The task's queries in panels, zeros past the last query.
+    if !queries.is_multiple_of(NR) {
+        qt[(query_panels - 1) * head_dim * NR..].fill(0.0);
+    }
+    for (panel, panel_values) in qt.chunks_exact_mut(head_dim * NR).enumerate() {
+        let first = base + task.queries.start + panel * NR;
+        let count = NR.min(queries - panel * NR);
+        for (c, step) in panel_values.chunks_exact_mut(NR).enumerate() {
+            let column_values = job.q[first * stride + column + c..].iter().step_by(stride);
+            for (slot, &value) in step[..count].iter_mut().zip(column_values) {
+                *slot = value;
             }
         }
     }
+    // Values in panels of NR dimensions, zeros past head_dim.
     if head_dim % NR != 0 {
         vp[(dim_panels - 1) * len * NR..].fill(0.0);
     }
     for j in 0..len {
         let value = &job.v[(base + j) * stride + column..][..head_dim];
-        for (panel, chunk) in value.chunks(NR).enumerate() {
-            vp[(panel * len + j) * NR..][..chunk.len()].copy_from_slice(chunk);
+        let mut chunks = value.chunks_exact(NR);
+        for (panel, chunk) in chunks.by_ref().enumerate() {
+            let destination: &mut [f32; NR] = (&mut vp[(panel * len + j) * NR..][..NR]).try_into().expect("NR values");
+            *destination = chunk.try_into().expect("NR values");
+        }
+        let tail = chunks.remainder();
+        if !tail.is_empty() {
+            vp[((dim_panels - 1) * len + j) * NR..][..tail.len()].copy_from_slice(tail);
         }
     }
     for (j, add) in mask_add.iter_mut().enumerate() {
@@ -284,130 +315,134 @@ pub(crate) unsafe fn task_simd<S: Simd, const MR: usize, const NP: usize, const 
 
     let scale = s.splat(params.scale);
     let negative_slope = s.splat(-slope);
-    // SAFETY: LANE_INDICES contains 16 ≥ LANES values.
-    let lane_indices = unsafe { s.load(LANE_INDICES.as_ptr()) };
     let mut panels = [std::ptr::null::<f32>(); super::matmul::simd::MAX_NP];
-    for q0 in task.queries.clone().step_by(MR) {
-        let mr = MR.min(task.queries.end - q0);
-        for i in 0..mr {
-            let query = &job.q[(base + q0 + i) * stride + column..][..head_dim];
-            for (c, &value) in query.iter().enumerate() {
-                qp[c * MR + i] = value;
-            }
+    for q0 in (0..queries).step_by(block) {
+        let block_queries = block.min(queries - q0);
+        let np = block_queries.div_ceil(NR);
+        let lanes = np * NR;
+        for (p, panel) in panels[..np].iter_mut().enumerate() {
+            *panel = qt[(q0 / NR + p) * head_dim * NR..].as_ptr();
         }
-        let mut running_max = [f32::NEG_INFINITY; MR];
-        let mut running_sum = [0.0f32; MR];
-        o.fill(0.0);
+        running_max.fill(f32::NEG_INFINITY);
+        running_sum.fill(0.0);
+        o[..block_queries * padded_dim].fill(0.0);
 
         for t0 in (0..len).step_by(KEY_TILE) {
             let tile_len = KEY_TILE.min(len - t0);
-            let tile_panels = tile_len.div_ceil(NR);
 
-            // Raw scores Q·Kᵀ of the tile: [mr, tile_panels·NR], row stride KEY_TILE.
-            for panel in (0..tile_panels).step_by(NP) {
-                let np = NP.min(tile_panels - panel);
-                for p in 0..np {
-                    panels[p] = kt[(t0 / NR + panel + p) * head_dim * NR..].as_ptr();
-                }
-                // SAFETY: qp holds head_dim·MR floats; each key panel holds
-                // head_dim·NR floats; the scores block has mr rows of
-                // KEY_TILE ≥ (panel + np)·NR floats.
+            // Scores Sᵀ of the tile: one row of `lanes` queries per key, rows `block` apart.
+            for g in (0..tile_len).step_by(MR) {
+                // SAFETY: kt has head_dim rows of key_stride ≥ t0 + g + MR
+                // floats, and each query panel holds head_dim·NR floats. The
+                // scores have room for g + MR ≤ score_rows rows of block ≥
+                // np·NR floats.
                 unsafe {
-                    let acc = scores.as_mut_ptr().add(panel * NR);
-                    micro_dispatch::<S, VPP>(s, mr, np, qp.as_ptr(), MR, &panels, head_dim, acc, KEY_TILE, false);
+                    let x = kt.as_ptr().add(t0 + g);
+                    let acc = scores.as_mut_ptr().add(g * block);
+                    if np == NP {
+                        micro::<S, MR, NP, VPP>(
+                            s,
+                            x,
+                            key_stride,
+                            &panels,
+                            head_dim,
+                            acc,
+                            block,
+                            false,
+                            Prefetch::default(),
+                        );
+                    } else {
+                        micro_dispatch::<S, VPP>(s, MR, np, x, key_stride, &panels, head_dim, acc, block, false);
+                    }
                 }
             }
 
-            // Bias, online-softmax update and the weights P, written key-major into pp.
-            for i in 0..mr {
-                let query_position = (q0 + i) as f32;
-                let row = &mut scores[i * KEY_TILE..][..tile_len];
-                let full = tile_len / S::LANES * S::LANES;
-                let mut max_vector = s.splat(f32::NEG_INFINITY);
-                for c in (0..full).step_by(S::LANES) {
-                    // SAFETY: c + LANES <= tile_len, inside the row and inside mask_add from t0.
-                    unsafe {
-                        let mut v = s.mul(s.load(row.as_ptr().add(c)), scale);
+            // Bias and online-softmax update down each lane; the scores become the weights P.
+            for v in (0..lanes).step_by(S::LANES) {
+                let first_query = (task.queries.start + q0 + v) as f32;
+                // SAFETY: LANE_INDICES holds NR ≥ LANES values. Lanes v..v +
+                // LANES ≤ lanes ≤ block lie inside every row of the scores and
+                // inside the statistics, and the rows r < tile_len exist.
+                unsafe {
+                    let query_positions = s.add(s.load(LANE_INDICES.as_ptr()), s.splat(first_query));
+                    let mut tile_max = s.splat(f32::NEG_INFINITY);
+                    for r in 0..tile_len {
+                        let pointer = scores.as_mut_ptr().add(r * block + v);
+                        let mut x = s.mul(s.load(pointer), scale);
                         if slope != 0.0 {
-                            let keys = s.add(lane_indices, s.splat((t0 + c) as f32));
-                            let distance = s.abs(s.sub(s.splat(query_position), keys));
-                            v = s.add(v, s.mul(negative_slope, distance));
+                            let distance = s.abs(s.sub(query_positions, s.splat((t0 + r) as f32)));
+                            x = s.add(x, s.mul(negative_slope, distance));
                         }
-                        v = s.add(v, s.load(mask_add.as_ptr().add(t0 + c)));
-                        s.store(row.as_mut_ptr().add(c), v);
-                        max_vector = s.max(max_vector, v);
+                        x = s.add(x, s.splat(mask_add[t0 + r]));
+                        s.store(pointer, x);
+                        tile_max = s.max(tile_max, x);
+                    }
+                    let old_max = s.load(running_max.as_ptr().add(v));
+                    let new_max = s.max(old_max, tile_max);
+                    let factor = simd::exp(s, s.sub(old_max, new_max));
+                    let mut sum = s.mul(s.load(running_sum.as_ptr().add(v)), factor);
+                    for r in 0..tile_len {
+                        let pointer = scores.as_mut_ptr().add(r * block + v);
+                        let p = simd::exp(s, s.sub(s.load(pointer), new_max));
+                        s.store(pointer, p);
+                        sum = s.add(sum, p);
+                    }
+                    s.store(running_sum.as_mut_ptr().add(v), sum);
+                    s.store(running_max.as_mut_ptr().add(v), new_max);
+                    s.store(correction.as_mut_ptr().add(v), factor);
+                }
+            }
+            if t0 > 0 {
+                for (row, &factor) in o.chunks_exact_mut(padded_dim).zip(&correction[..block_queries]) {
+                    let factor = s.splat(factor);
+                    for c in (0..padded_dim).step_by(S::LANES) {
+                        // SAFETY: the row has padded_dim floats, a multiple of LANES.
+                        unsafe {
+                            let pointer = row.as_mut_ptr().add(c);
+                            s.store(pointer, s.mul(s.load(pointer), factor));
+                        }
                     }
                 }
-                let mut tile_max = s.reduce_max(max_vector);
-                for c in full..tile_len {
-                    let mut v = row[c] * params.scale;
-                    if slope != 0.0 {
-                        v += -slope * (q0 + i).abs_diff(t0 + c) as f32;
-                    }
-                    v += mask_add[t0 + c];
-                    row[c] = v;
-                    tile_max = tile_max.max(v);
-                }
+            }
 
-                let new_max = running_max[i].max(tile_max);
-                let correction = (running_max[i] - new_max).exp();
-                let new_max_vector = s.splat(new_max);
-                let mut sum_vector = s.zero();
-                for c in (0..tile_len).step_by(S::LANES) {
-                    let lanes = S::LANES.min(tile_len - c);
-                    // SAFETY: c + lanes <= tile_len, inside the row.
+            // O += P·V over the tile, MR queries at a time; P is read key-major from the scores.
+            for i0 in (0..block_queries).step_by(MR) {
+                let rows = MR.min(block_queries - i0);
+                for panel in (0..dim_panels).step_by(NP) {
+                    let np = NP.min(dim_panels - panel);
+                    let mut values = [std::ptr::null::<f32>(); super::matmul::simd::MAX_NP];
+                    for (p, pointer) in values[..np].iter_mut().enumerate() {
+                        *pointer = vp[((panel + p) * len + t0) * NR..].as_ptr();
+                    }
+                    // SAFETY: the scores hold tile_len rows of block ≥ i0 +
+                    // MR floats; each value panel holds tile_len·NR floats
+                    // from t0; o has rows i0..i0 + rows of padded_dim ≥
+                    // (panel + np)·NR floats.
                     unsafe {
-                        let pointer = row.as_mut_ptr().add(c);
-                        if lanes == S::LANES {
-                            let p = simd::exp(s, s.sub(s.load(pointer), new_max_vector));
-                            s.store(pointer, p);
-                            sum_vector = s.add(sum_vector, p);
+                        let x = scores.as_ptr().add(i0);
+                        let acc = o.as_mut_ptr().add(i0 * padded_dim + panel * NR);
+                        if rows == MR && np == NP {
+                            micro::<S, MR, NP, VPP>(
+                                s,
+                                x,
+                                block,
+                                &values,
+                                tile_len,
+                                acc,
+                                padded_dim,
+                                true,
+                                Prefetch::default(),
+                            );
                         } else {
-                            let p = simd::exp(s, s.sub(s.load_partial(pointer, lanes), new_max_vector));
-                            s.store_partial(pointer, lanes, p);
+                            micro_dispatch::<S, VPP>(s, rows, np, x, block, &values, tile_len, acc, padded_dim, true);
                         }
                     }
-                }
-                let mut tile_sum = s.reduce_sum(sum_vector);
-                for &p in &row[full..] {
-                    tile_sum += p;
-                }
-                running_sum[i] = running_sum[i] * correction + tile_sum;
-                running_max[i] = new_max;
-                let correction_vector = s.splat(correction);
-                for c in (0..padded_dim).step_by(S::LANES) {
-                    // SAFETY: row i of o has padded_dim floats, a multiple of LANES.
-                    unsafe {
-                        let pointer = o.as_mut_ptr().add(i * padded_dim + c);
-                        s.store(pointer, s.mul(s.load(pointer), correction_vector));
-                    }
-                }
-            }
-            // P key-major for the product with V: MR weights per key.
-            for (j, weights) in pp.chunks_exact_mut(MR).take(tile_len).enumerate() {
-                for (i, weight) in weights[..mr].iter_mut().enumerate() {
-                    *weight = scores[i * KEY_TILE + j];
-                }
-            }
-
-            // O += P·V over the tile.
-            for panel in (0..dim_panels).step_by(NP) {
-                let np = NP.min(dim_panels - panel);
-                for p in 0..np {
-                    panels[p] = vp[((panel + p) * len + t0) * NR..].as_ptr();
-                }
-                // SAFETY: pp holds tile_len·MR floats; each value panel holds
-                // tile_len·NR floats from t0; o has mr rows of padded_dim ≥
-                // (panel + np)·NR floats.
-                unsafe {
-                    let acc = o.as_mut_ptr().add(panel * NR);
-                    micro_dispatch::<S, VPP>(s, mr, np, pp.as_ptr(), MR, &panels, tile_len, acc, padded_dim, true);
                 }
             }
         }
 
-        for i in 0..mr {
-            let row = base + q0 + i;
+        for i in 0..block_queries {
+            let row = base + task.queries.start + q0 + i;
             // SAFETY: each (row, head) block belongs to exactly one task
             // (caller's contract), and it lies inside `out`.
             let out_row = unsafe { job.out.slice(row * width + column, head_dim) };
