@@ -230,6 +230,11 @@ pub const SHARED_PACK_MAX_BYTES: usize = 16 << 20;
 /// Row groups packed per parallel task.
 const GROUPS_PER_PACK_TASK: usize = 8;
 
+/// Alignment in bytes of X as bf16 pairs: a cache line, so that every
+/// 64-byte row of an AMX A tile is one line. Without it, bf16 matmuls on
+/// AMX measured 7 to 15 % slower (one thread, 40 alternating calls).
+const X_PAIRS_ALIGN: usize = 64;
+
 thread_local! {
     /// Packed X of the matmul calls made from this thread, kept between calls.
     static X_PACK: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
@@ -464,11 +469,14 @@ impl Kernels {
         }
         let mut x_pairs = X_PAIRS.take();
         let len = rows.next_multiple_of(dot.mr) * dot.row_words(k);
-        if x_pairs.len() < len {
-            x_pairs.resize(len, 0);
+        let padded_len = len + X_PAIRS_ALIGN / size_of::<u32>();
+        if x_pairs.len() < padded_len {
+            x_pairs.resize(padded_len, 0);
         }
+        let start = x_pairs.as_ptr().align_offset(X_PAIRS_ALIGN);
+        let x_pairs_view = &mut x_pairs[start..start + len];
         // SAFETY: `Kernels` exists only for tiers the CPU supports.
-        unsafe { bf16::pack_pairs(x, rows, k, dot, &mut x_pairs[..len]) };
+        unsafe { bf16::pack_pairs(x, rows, k, dot, x_pairs_view) };
         let job = MatmulJob {
             x,
             k,
@@ -476,7 +484,7 @@ impl Kernels {
             product,
             out: DisjointOutput::new(y),
             x_pack: None,
-            x_pairs: Some(&x_pairs[..len]),
+            x_pairs: Some(&x_pairs[start..start + len]),
             x_int8: None,
             x_pack_rows: dot.mr,
         };

