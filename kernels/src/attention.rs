@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use crate::disjoint::DisjointOutput;
 use crate::isa::Kernels;
 use crate::matmul::NR;
-use crate::matmul::simd::{Prefetch, micro, micro_dispatch, return_scratch, take_scratch};
+use crate::matmul::simd::{Prefetch, lines_len, micro, micro_dispatch, return_scratch, split_lines, take_scratch};
 use crate::simd::{self, Simd};
 
 /// Keys scored together before the running softmax is updated; a multiple of [`NR`].
@@ -257,16 +257,11 @@ pub(crate) unsafe fn task_simd<S: Simd, const MR: usize, const NP: usize, const 
     let kt_len = head_dim * key_stride;
     let qt_len = query_panels * head_dim * NR;
     let vp_len = dim_panels * len * NR;
-    let sizes = [kt_len, qt_len, vp_len, len, score_rows * block, block * padded_dim, 3 * block];
-    let mut scratch = take_scratch(sizes.iter().sum());
-    let (kt, rest) = scratch.split_at_mut(kt_len);
-    let (qt, rest) = rest.split_at_mut(qt_len);
-    let (vp, rest) = rest.split_at_mut(vp_len);
-    let (mask_add, rest) = rest.split_at_mut(len);
-    let (scores, rest) = rest.split_at_mut(score_rows * block);
-    let (o, stats) = rest.split_at_mut(block * padded_dim);
-    let (running_max, stats) = stats.split_at_mut(block);
-    let (running_sum, correction) = stats.split_at_mut(block);
+    // Every part starts on a cache line, so the panels, score rows and
+    // output rows that the microkernel reads and writes do too.
+    let sizes = [kt_len, qt_len, vp_len, len, score_rows * block, block * padded_dim, block, block, block];
+    let mut scratch = take_scratch(lines_len(&sizes));
+    let [kt, qt, vp, mask_add, scores, o, running_max, running_sum, correction] = split_lines(&mut scratch, sizes);
 
     // Keys transposed, zeros past the segment.
     for (c, line) in kt.chunks_exact_mut(key_stride).enumerate() {
@@ -414,10 +409,10 @@ pub(crate) unsafe fn task_simd<S: Simd, const MR: usize, const NP: usize, const 
                     for (p, pointer) in values[..np].iter_mut().enumerate() {
                         *pointer = vp[((panel + p) * len + t0) * NR..].as_ptr();
                     }
-                    // SAFETY: the scores hold tile_len rows of block ≥ i0 +
-                    // MR floats; each value panel holds tile_len·NR floats
-                    // from t0; o has rows i0..i0 + rows of padded_dim ≥
-                    // (panel + np)·NR floats.
+                    // SAFETY: the scores contain tile_len rows of block ≥ i0 +
+                    // rows floats, and each value panel tile_len·NR floats from
+                    // t0. Rows i0..i0 + rows of o have padded_dim ≥ (panel +
+                    // np)·NR floats.
                     unsafe {
                         let x = scores.as_ptr().add(i0);
                         let acc = o.as_mut_ptr().add(i0 * padded_dim + panel * NR);

@@ -14,23 +14,76 @@ use crate::simd::{self, Simd};
 pub(crate) const MAX_MR: usize = 8;
 pub(crate) const MAX_NP: usize = 4;
 
+/// Floats per cache line: scratch buffers start on a line, and
+/// [`split_lines`] starts each part on one.
+pub(crate) const LINE_FLOATS: usize = 16;
+
+/// One cache line of scratch floats.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+pub(crate) struct Line([f32; LINE_FLOATS]);
+
 thread_local! {
     /// Scratch memory of the tiles that run on this thread, kept between calls.
-    static SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    static SCRATCH: Cell<Vec<Line>> = const { Cell::new(Vec::new()) };
 }
 
-/// Takes this thread's scratch buffer, grown to at least `len` floats.
-pub(crate) fn take_scratch(len: usize) -> Vec<f32> {
-    let mut buffer = SCRATCH.take();
-    if buffer.len() < len {
-        buffer.resize(len, 0.0);
+/// A scratch buffer of floats that starts on a cache line, so that vector
+/// loads and stores at multiples of [`LINE_FLOATS`] never straddle two lines.
+pub(crate) struct Scratch {
+    lines: Vec<Line>,
+    len: usize,
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = [f32];
+
+    fn deref(&self) -> &[f32] {
+        // SAFETY: a Line is LINE_FLOATS floats without padding, and the
+        // vector contains at least ceil(len / LINE_FLOATS) lines (see `take_scratch`).
+        unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast(), self.len) }
     }
-    buffer
+}
+
+impl std::ops::DerefMut for Scratch {
+    fn deref_mut(&mut self) -> &mut [f32] {
+        // SAFETY: as in `deref`, and the vector is borrowed mutably.
+        unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast(), self.len) }
+    }
+}
+
+/// Takes this thread's scratch buffer as `len` floats, growing it if needed.
+pub(crate) fn take_scratch(len: usize) -> Scratch {
+    let mut lines = SCRATCH.take();
+    let needed = len.div_ceil(LINE_FLOATS);
+    if lines.len() < needed {
+        lines.resize(needed, Line([0.0; LINE_FLOATS]));
+    }
+    Scratch { lines, len }
 }
 
 /// Returns a buffer taken with [`take_scratch`].
-pub(crate) fn return_scratch(buffer: Vec<f32>) {
-    SCRATCH.set(buffer);
+pub(crate) fn return_scratch(buffer: Scratch) {
+    SCRATCH.set(buffer.lines);
+}
+
+/// Returns the total length of parts of `lengths` floats when each starts on a cache line.
+pub(crate) fn lines_len(lengths: &[usize]) -> usize {
+    lengths.iter().map(|len| len.next_multiple_of(LINE_FLOATS)).sum()
+}
+
+/// Splits `buffer` into parts of `lengths` floats, each starting
+/// [`LINE_FLOATS`]-aligned relative to the start of `buffer`.
+///
+/// # Panics
+/// If `buffer` is shorter than [`lines_len`] of `lengths`.
+pub(crate) fn split_lines<const N: usize>(buffer: &mut [f32], lengths: [usize; N]) -> [&mut [f32]; N] {
+    let mut rest = buffer;
+    lengths.map(|len| {
+        let (part, tail) = std::mem::take(&mut rest).split_at_mut(len.next_multiple_of(LINE_FLOATS));
+        rest = tail;
+        &mut part[..len]
+    })
 }
 
 /// Accumulates one register tile:
@@ -510,9 +563,9 @@ pub(crate) unsafe fn tile<S: Simd, const MR: usize, const NP: usize, const VPP: 
     let x_len = if shared_x.is_some() { 0 } else { groups * MR * block_len };
     let w_len = if widened { matrices * tile.panels * block_len * NR } else { 0 };
     let mut panel_pointers = vec![std::ptr::null::<f32>(); matrices * tile.panels];
-    let mut scratch = take_scratch(x_len + w_len + matrices * acc_len);
-    let (x_private, rest) = scratch.split_at_mut(x_len);
-    let (w_buffer, accumulators) = rest.split_at_mut(w_len);
+    let sizes = [x_len, w_len, matrices * acc_len];
+    let mut scratch = take_scratch(lines_len(&sizes));
+    let [x_private, w_buffer, accumulators] = split_lines(&mut scratch, sizes);
     let (x_private, w_buffer, accumulators) =
         (x_private.as_mut_ptr(), w_buffer.as_mut_ptr(), accumulators.as_mut_ptr());
 
