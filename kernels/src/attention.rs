@@ -328,7 +328,7 @@ pub(crate) unsafe fn task_simd<S: Simd, const MR: usize, const NP: usize, const 
             // Scores Sᵀ of the tile: one row of `lanes` queries per key, rows `block` apart.
             for g in (0..tile_len).step_by(MR) {
                 // SAFETY: kt has head_dim rows of key_stride ≥ t0 + g + MR
-                // floats, and each query panel holds head_dim·NR floats. The
+                // floats, and each query panel contains head_dim·NR floats. The
                 // scores have room for g + MR ≤ score_rows rows of block ≥
                 // np·NR floats.
                 unsafe {
@@ -355,7 +355,7 @@ pub(crate) unsafe fn task_simd<S: Simd, const MR: usize, const NP: usize, const 
             // Bias and online-softmax update down each lane; the scores become the weights P.
             for v in (0..lanes).step_by(S::LANES) {
                 let first_query = (task.queries.start + q0 + v) as f32;
-                // SAFETY: LANE_INDICES holds NR ≥ LANES values. Lanes v..v +
+                // SAFETY: LANE_INDICES contains NR ≥ LANES values. Lanes v..v +
                 // LANES ≤ lanes ≤ block lie inside every row of the scores and
                 // inside the statistics, and the rows r < tile_len exist.
                 unsafe {
