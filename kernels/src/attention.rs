@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use crate::disjoint::DisjointOutput;
 use crate::isa::Kernels;
 use crate::matmul::NR;
-use crate::matmul::simd::{Prefetch, lines_len, micro, micro_dispatch, return_scratch, split_lines, take_scratch};
+use crate::matmul::simd::{lines_len, micro_dispatch, return_scratch, split_lines, take_scratch};
 use crate::simd::{self, Simd};
 
 /// Keys scored together before the running softmax is updated; a multiple of [`NR`].
@@ -334,21 +334,7 @@ pub(crate) unsafe fn task_simd<S: Simd, const MR: usize, const NP: usize, const 
                 unsafe {
                     let x = kt.as_ptr().add(t0 + g);
                     let acc = scores.as_mut_ptr().add(g * block);
-                    if np == NP {
-                        micro::<S, MR, NP, VPP>(
-                            s,
-                            x,
-                            key_stride,
-                            &panels,
-                            head_dim,
-                            acc,
-                            block,
-                            false,
-                            Prefetch::default(),
-                        );
-                    } else {
-                        micro_dispatch::<S, VPP>(s, MR, np, x, key_stride, &panels, head_dim, acc, block, false);
-                    }
+                    micro_dispatch::<S, VPP>(s, MR, np, x, key_stride, &panels, head_dim, acc, block, false);
                 }
             }
 
@@ -416,21 +402,7 @@ pub(crate) unsafe fn task_simd<S: Simd, const MR: usize, const NP: usize, const 
                     unsafe {
                         let x = scores.as_ptr().add(i0);
                         let acc = o.as_mut_ptr().add(i0 * padded_dim + panel * NR);
-                        if rows == MR && np == NP {
-                            micro::<S, MR, NP, VPP>(
-                                s,
-                                x,
-                                block,
-                                &values,
-                                tile_len,
-                                acc,
-                                padded_dim,
-                                true,
-                                Prefetch::default(),
-                            );
-                        } else {
-                            micro_dispatch::<S, VPP>(s, rows, np, x, block, &values, tile_len, acc, padded_dim, true);
-                        }
+                        micro_dispatch::<S, VPP>(s, rows, np, x, block, &values, tile_len, acc, padded_dim, true);
                     }
                 }
             }
