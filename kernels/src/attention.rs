@@ -12,8 +12,8 @@ use rayon::prelude::*;
 
 use crate::disjoint::DisjointOutput;
 use crate::isa::Kernels;
-use crate::matmul::NR;
 use crate::matmul::simd::{lines_len, micro_dispatch, return_scratch, split_lines, take_scratch};
+use crate::matmul::{NR, copy_group};
 use crate::simd::{self, Simd};
 
 /// Keys scored together before the running softmax is updated; a multiple of [`NR`].
@@ -217,10 +217,14 @@ const LANE_INDICES: [f32; 16] = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.
 /// needs no reduction across lanes. The weights also come out key-major,
 /// which is the layout the product `O = P·V` reads as its rows.
 ///
-/// Per task, the keys of the segment and head are packed transposed
-/// (`kt[c·key_stride + j]`), the queries in panels of [`NR`]
+/// Per task, the keys of the segment and head are packed in groups of `MR`
+/// within each key tile, dimension-major (`kp[(group·head_dim + c)·MR + r]`
+/// for key `r` of the group), the queries in panels of [`NR`]
 /// (`qt[(panel·head_dim + c)·NR + i]`) and the values in panels of `NR`
-/// head dimensions (`vp[(panel·len + j)·NR + c]`). Each score is one fused
+/// head dimensions (`vp[(panel·len + j)·NR + c]`). Keys and queries are
+/// copied a group of rows at a time, each row read in order. Their rows lie
+/// a whole QKV row apart, so walking one dimension down all rows would touch
+/// one cache line per row, and with such strides only a few cache sets. Each score is one fused
 /// chain over `head_dim`, then `s = S·scale + ALiBi + mask` with separate
 /// roundings as the scalar kernel, the online-softmax update, then
 /// `O += P·V`. A query's arithmetic depends only on its own segment: not on
@@ -246,46 +250,39 @@ pub(crate) unsafe fn task_simd<S: Simd, const MR: usize, const NP: usize, const 
     let column = task.head * head_dim;
     let slope = job.slope(task.head);
     let block = NP * NR;
-    // The last group of MR keys may reach up to MR − 1 keys past the
-    // segment, so each row of the transposed keys ends in MR zeros.
-    let key_stride = len + MR;
+    // Key groups of MR rows start afresh in every tile, and the last group
+    // of a tile is padded with zero keys.
+    let groups_per_tile = KEY_TILE.div_ceil(MR);
+    let key_group_len = MR * head_dim;
     let query_panels = queries.div_ceil(NR);
     let dim_panels = head_dim.div_ceil(NR);
     let padded_dim = dim_panels * NR;
     let score_rows = KEY_TILE + MR;
 
-    let kt_len = head_dim * key_stride;
+    let kp_len = len.div_ceil(KEY_TILE) * groups_per_tile * key_group_len;
     let qt_len = query_panels * head_dim * NR;
     let vp_len = dim_panels * len * NR;
     // Every part starts on a cache line, so the panels, score rows and
     // output rows that the microkernel reads and writes do too.
-    let sizes = [kt_len, qt_len, vp_len, len, score_rows * block, block * padded_dim, block, block, block];
+    let sizes = [kp_len, qt_len, vp_len, len, score_rows * block, block * padded_dim, block, block, block];
     let mut scratch = take_scratch(lines_len(&sizes));
-    let [kt, qt, vp, mask_add, scores, o, running_max, running_sum, correction] = split_lines(&mut scratch, sizes);
+    let [kp, qt, vp, mask_add, scores, o, running_max, running_sum, correction] = split_lines(&mut scratch, sizes);
+    let key_group = |t0: usize, g: usize| ((t0 / KEY_TILE) * groups_per_tile + g / MR) * key_group_len;
 
-    // Keys transposed, zeros past the segment.
-    for (c, line) in kt.chunks_exact_mut(key_stride).enumerate() {
-        let column_values = job.k[base * stride + column + c..].iter().step_by(stride);
-        for (slot, &value) in line[..len].iter_mut().zip(column_values) {
-            *slot = value;
+    // Keys in groups of MR per tile, zeros past the end of each tile.
+    for t0 in (0..len).step_by(KEY_TILE) {
+        let tile_len = KEY_TILE.min(len - t0);
+        for g in (0..tile_len).step_by(MR) {
+            let source = &job.k[(base + t0 + g) * stride + column..];
+            let out = &mut kp[key_group(t0, g)..][..key_group_len];
+            copy_group::<MR>(source, stride, MR.min(tile_len - g), 0, head_dim, out);
         }
     }
-    for line in kt.chunks_exact_mut(key_stride) {
-        line[len..].fill(0.0);
-    }
     // The task's queries in panels, zeros past the last query.
-    if !queries.is_multiple_of(NR) {
-        qt[(query_panels - 1) * head_dim * NR..].fill(0.0);
-    }
     for (panel, panel_values) in qt.chunks_exact_mut(head_dim * NR).enumerate() {
         let first = base + task.queries.start + panel * NR;
         let count = NR.min(queries - panel * NR);
-        for (c, step) in panel_values.chunks_exact_mut(NR).enumerate() {
-            let column_values = job.q[first * stride + column + c..].iter().step_by(stride);
-            for (slot, &value) in step[..count].iter_mut().zip(column_values) {
-                *slot = value;
-            }
-        }
+        copy_group::<NR>(&job.q[first * stride + column..], stride, count, 0, head_dim, panel_values);
     }
     // Values in panels of NR dimensions, zeros past head_dim.
     if head_dim % NR != 0 {
@@ -327,14 +324,13 @@ pub(crate) unsafe fn task_simd<S: Simd, const MR: usize, const NP: usize, const 
 
             // Scores Sᵀ of the tile: one row of `lanes` queries per key, rows `block` apart.
             for g in (0..tile_len).step_by(MR) {
-                // SAFETY: kt has head_dim rows of key_stride ≥ t0 + g + MR
-                // floats, and each query panel contains head_dim·NR floats. The
-                // scores have room for g + MR ≤ score_rows rows of block ≥
-                // np·NR floats.
+                // SAFETY: the key group contains head_dim·MR floats, and each
+                // query panel head_dim·NR. The scores have room for g + MR ≤
+                // score_rows rows of block ≥ np·NR floats.
                 unsafe {
-                    let x = kt.as_ptr().add(t0 + g);
+                    let x = kp.as_ptr().add(key_group(t0, g));
                     let acc = scores.as_mut_ptr().add(g * block);
-                    micro_dispatch::<S, VPP>(s, MR, np, x, key_stride, &panels, head_dim, acc, block, false);
+                    micro_dispatch::<S, VPP>(s, MR, np, x, MR, &panels, head_dim, acc, block, false);
                 }
             }
 
