@@ -450,10 +450,33 @@ fn quantizer_handles_extreme_rows() {
     // 0.5·127 = 63.5 and 1.5 round to even.
     assert_eq!(q, [127, -64, 32, 0, 2]);
 
-    for bad in [f32::INFINITY, f32::NAN] {
+    for bad in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -f32::NAN] {
         let scale = quantize_row(&[1.0, bad, 0.0, 0.0, 0.0], &mut q);
         assert!(scale.is_nan(), "{bad} gave scale {scale}");
         assert_eq!(q, [0; 5]);
+    }
+}
+
+#[test]
+fn quantizer_long_rows() {
+    // Rows longer than any vector, with the largest or the non-finite
+    // value at the start, in the middle and in the tail.
+    let len = 1003;
+    let row: Vec<f32> = (0..len).map(|i| ((i * 37) % 101) as f32 / 101.0 - 0.5).collect();
+    let mut q = vec![0i8; len];
+    for position in [0, 500, len - 1] {
+        let mut peaked = row.clone();
+        peaked[position] = -2.0;
+        assert_eq!(quantize_row(&peaked, &mut q), 2.0 / 127.0, "peak at {position}");
+        assert_eq!(q[position], -127, "peak at {position}");
+
+        for bad in [f32::INFINITY, f32::NAN] {
+            let mut broken = row.clone();
+            broken[position] = bad;
+            let scale = quantize_row(&broken, &mut q);
+            assert!(scale.is_nan(), "{bad} at {position} gave scale {scale}");
+            assert!(q.iter().all(|&v| v == 0), "{bad} at {position} left non-zero values");
+        }
     }
 }
 

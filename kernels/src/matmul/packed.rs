@@ -94,27 +94,15 @@ pub(crate) fn quantize_row_inline(values: &[f32], out: &mut [i8]) -> f32 {
 
 /// Returns `max|value|`, or `None` if a value is infinite or NaN.
 ///
-/// Eight independent maxima let the compiler vectorise the loop; the
-/// maximum does not depend on the order in which values are compared.
+/// Works on the bits of `|value|`: for non-negative floats they order as
+/// the values do, and the bits of infinity and of every NaN lie above those
+/// of every finite value. An integer maximum is one plain reduction, which
+/// the compiler vectorises, and it checks finiteness in the same pass.
 #[inline(always)]
 fn max_abs(values: &[f32]) -> Option<f32> {
-    let mut lanes = [0.0f32; 8];
-    let mut finite = true;
-    let chunks = values.chunks_exact(8);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        for (lane, &value) in lanes.iter_mut().zip(chunk) {
-            let magnitude = value.abs();
-            // False for NaN, and infinity fails the check below.
-            finite &= magnitude <= f32::MAX;
-            *lane = if magnitude > *lane { magnitude } else { *lane };
-        }
-    }
-    for &value in tail {
-        finite &= value.abs() <= f32::MAX;
-        lanes[0] = lanes[0].max(value.abs());
-    }
-    finite.then(|| lanes.iter().fold(0.0f32, |max, &lane| max.max(lane)))
+    const MAGNITUDE_BITS: u32 = 0x7fff_ffff;
+    let max = values.iter().fold(0u32, |max, &value| max.max(value.to_bits() & MAGNITUDE_BITS));
+    (max < f32::INFINITY.to_bits()).then(|| f32::from_bits(max))
 }
 
 /// Returns finite `value` clamped to `[-127, 127]` and rounded to the
