@@ -224,10 +224,11 @@ const LANE_INDICES: [f32; 16] = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.
 /// head dimensions (`vp[(panel·len + j)·NR + c]`). Keys and queries are
 /// copied a group of rows at a time, each row read in order. Their rows lie
 /// a whole QKV row apart, so walking one dimension down all rows would touch
-/// one cache line per row, and with such strides only a few cache sets. Each score is one fused
-/// chain over `head_dim`, then `s = S·scale + ALiBi + mask` with separate
-/// roundings as the scalar kernel, the online-softmax update, then
-/// `O += P·V`. A query's arithmetic depends only on its own segment: not on
+/// one cache line per row, and with such strides only a few cache sets.
+///
+/// Each score is one fused chain over `head_dim`, then `s = S·scale +
+/// ALiBi + mask` with separate roundings as the scalar kernel, the
+/// online-softmax update, then `O += P·V`. A query's arithmetic depends only on its own segment: not on
 /// the other queries of its block, nor on other segments.
 ///
 /// # Safety

@@ -52,6 +52,9 @@ pub use packed::{INT8_MAX, PACKED_ALIGN, PackError, PackedMatrix, SharedBytes, W
 
 /// Output features per packed panel, fixed by the packed format.
 pub const NR: usize = 16;
+/// Bytes of a cache line: the unit in which the kernels align scratch and
+/// input buffers and prefetch weights. 64 on x86-64 and most aarch64 cores.
+pub(crate) const CACHE_LINE: usize = 64;
 /// Rows of X per tile at most, except in calls over f32 weights with more
 /// rows than this (see [`F32_MC`]). Tiles cover the
 /// rows of a model call (197 tokens of an image, a few short texts) in one
@@ -233,7 +236,7 @@ const GROUPS_PER_PACK_TASK: usize = 8;
 /// Alignment in bytes of X as bf16 pairs: a cache line, so that every
 /// 64-byte row of an AMX A tile is one line. Without it, bf16 matmuls on
 /// AMX measured 7 to 15 % slower (one thread, 40 alternating calls).
-const X_PAIRS_ALIGN: usize = 64;
+const X_PAIRS_ALIGN: usize = CACHE_LINE;
 
 thread_local! {
     /// Packed X of the matmul calls made from this thread, kept between calls.

@@ -7,7 +7,7 @@
 
 use std::cell::Cell;
 
-use super::{Activation, KC, MatmulJob, NR, PackedMatrix, Product, Tile, WeightFormat, f32_block_len};
+use super::{Activation, CACHE_LINE, KC, MatmulJob, NR, PackedMatrix, Product, Tile, WeightFormat, f32_block_len};
 use crate::simd::{self, Simd};
 
 /// Largest `MR` and `NP` any tier uses; [`micro_dispatch`] covers all sizes up to these.
@@ -16,12 +16,15 @@ pub(crate) const MAX_NP: usize = 4;
 
 /// Floats per cache line: scratch buffers start on a line, and
 /// [`split_lines`] starts each part on one.
-pub(crate) const LINE_FLOATS: usize = 16;
+pub(crate) const LINE_FLOATS: usize = CACHE_LINE / size_of::<f32>();
 
-/// One cache line of scratch floats.
+/// One cache line of scratch floats. The alignment must be a literal, so it
+/// repeats [`CACHE_LINE`], which a compile-time check below compares with it.
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
 pub(crate) struct Line([f32; LINE_FLOATS]);
+
+const _: () = assert!(align_of::<Line>() == CACHE_LINE && size_of::<Line>() == CACHE_LINE);
 
 thread_local! {
     /// Scratch memory of the tiles that run on this thread, kept between calls.
@@ -170,9 +173,6 @@ pub(crate) unsafe fn micro<S: Simd, const MR: usize, const NP: usize, const VPP:
         }
     }
 }
-
-/// Bytes of a cache line, the unit of [`L2Prefetch`].
-const CACHE_LINE: usize = 64;
 
 /// Weights that a microkernel call requests from memory ahead of use.
 #[derive(Clone, Copy, Default)]
