@@ -197,8 +197,8 @@ typedef struct jclip_options {
      */
     uint32_t size;
     /**
-     * Worker threads of the model; 0 uses the `JCLIP_THREADS` environment
-     * variable, else the CPUs available to the process.
+     * Worker threads of the model, at most 1024; 0 uses the `JCLIP_THREADS`
+     * environment variable, else the CPUs available to the process.
      */
     uint32_t threads;
     /**
@@ -238,7 +238,8 @@ typedef struct jclip_options {
      * Nonzero lets idle worker threads sleep between kernels instead of
      * polling for work during a forward pass (the CLI's `--no-spin`): less
      * CPU time spent waiting, slower on short inputs with several threads.
-     * 0, the default, polls; a model with one thread never polls.
+     * 0, the default, polls; a model with one thread, or with more threads
+     * than CPUs, never polls.
      */
     uint32_t no_spin;
 } jclip_options;

@@ -8,7 +8,7 @@ use jclip_kernels::{Isa, Kernels};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::layers::Packer;
-use crate::options::{ModelOptions, resolve_threads};
+use crate::options::{ModelOptions, available_cpus, resolve_threads};
 use crate::precision::Precision;
 use crate::preprocess::{DecodeOptions, PreprocessConfig};
 use crate::text::{TextTokenizer, TextTower};
@@ -126,7 +126,8 @@ impl Model {
             pool,
             threads,
             batch_tokens: options.batch_tokens,
-            spin: options.spin,
+            // A poller on an oversubscribed CPU would take time from a working thread.
+            spin: options.spin && threads <= available_cpus(),
             tokenizer,
             text,
             image,
@@ -147,7 +148,8 @@ impl Model {
         self.weights_in_place
     }
 
-    /// Returns whether idle workers poll for work during a forward pass ([`ModelOptions::spin`]).
+    /// Returns whether idle workers poll for work during a forward pass:
+    /// [`ModelOptions::spin`], unless the pool has more threads than CPUs.
     pub fn spin(&self) -> bool {
         self.spin
     }

@@ -11,6 +11,11 @@ use crate::text::tokenizer::DEFAULT_MAX_LENGTH;
 /// Environment variable that sets the worker thread count when the options do not.
 pub const THREADS_ENV: &str = "JCLIP_THREADS";
 
+/// Most worker threads a model accepts. Each is an operating-system thread
+/// with its own stack, and the matmul tiles of one layer number in the
+/// hundreds, so more threads than this only add start-up time and memory.
+pub const MAX_THREADS: usize = 1024;
+
 /// Default token budget of one forward pass; larger requests run in several.
 /// An image counts as its patch tokens plus CLS (197 for jina-clip-v1).
 pub const DEFAULT_BATCH_TOKENS: usize = 8192;
@@ -43,7 +48,9 @@ pub struct ModelOptions {
     /// [`jclip_kernels::with_workers_polling`]). On by default, because
     /// waking a sleeping thread can cost tens of microseconds per kernel,
     /// which short inputs feel. Off, the other cores stay free while one
-    /// thread works. A pool of one thread never polls.
+    /// thread works. A pool of one thread never polls, nor does a pool with
+    /// more threads than the CPUs available, where a polling thread would
+    /// take CPU time from a working one.
     pub spin: bool,
 }
 
@@ -113,13 +120,10 @@ impl ModelOptions {
 
 /// Returns the worker count: the option, else `JCLIP_THREADS`, else the available CPUs.
 pub(crate) fn resolve_threads(requested: Option<usize>) -> Result<usize> {
+    let at_most = format!("use 1 to {MAX_THREADS} threads");
     if let Some(threads) = requested {
-        if threads == 0 {
-            return Err(Error::InvalidOption {
-                name: "threads",
-                value: "0".into(),
-                reason: "use at least 1 thread".into(),
-            });
+        if threads == 0 || threads > MAX_THREADS {
+            return Err(Error::InvalidOption { name: "threads", value: threads.to_string(), reason: at_most });
         }
         return Ok(threads);
     }
@@ -127,9 +131,18 @@ pub(crate) fn resolve_threads(requested: Option<usize>) -> Result<usize> {
         && !value.trim().is_empty()
     {
         return match value.trim().parse::<usize>() {
-            Ok(threads) if threads > 0 => Ok(threads),
-            _ => Err(Error::InvalidOption { name: THREADS_ENV, value, reason: "expected a positive integer".into() }),
+            Ok(threads) if (1..=MAX_THREADS).contains(&threads) => Ok(threads),
+            _ => Err(Error::InvalidOption {
+                name: THREADS_ENV,
+                value,
+                reason: format!("expected an integer; {at_most}"),
+            }),
         };
     }
-    Ok(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    Ok(available_cpus())
+}
+
+/// Returns the CPUs this process may run on, 1 when unknown.
+pub(crate) fn available_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS)
 }

@@ -309,6 +309,17 @@ fn input_errors_name_the_file_and_the_flag() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("invalid environment variable JCLIP_THREADS=abc"), "{stderr}");
+
+    for args in [&["embed", "--text", "x"][..], &["bench", "--case", "text:16"]] {
+        let output = Command::new(env!("CARGO_BIN_EXE_jclip"))
+            .args(args)
+            .args(["--model", path(dir.path()), "--threads", "100000"])
+            .output()
+            .expect("run jclip");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{stderr}");
+        assert!(stderr.contains("invalid option --threads = 100000: use 1 to 1024 threads"), "{args:?}: {stderr}");
+    }
 }
 
 #[cfg(target_os = "linux")]

@@ -206,6 +206,31 @@ fn zero_threads_is_an_invalid_option() {
 }
 
 #[test]
+fn too_many_threads_is_an_invalid_option() {
+    let dir = tiny();
+    let threads = jclip::options::MAX_THREADS + 1;
+    match Model::open(dir.path(), &ModelOptions::default().threads(threads)).unwrap_err() {
+        Error::InvalidOption { name, value, reason } => {
+            assert_eq!((name, value), ("threads", threads.to_string()));
+            assert!(reason.contains("1 to 1024"), "{reason}");
+        }
+        other => panic!("expected InvalidOption, got {other}"),
+    }
+}
+
+#[test]
+fn more_threads_than_cpus_do_not_poll() {
+    let dir = tiny();
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let fitting = Model::open(dir.path(), &ModelOptions::default().threads(cpus)).unwrap();
+    assert!(fitting.spin());
+    let oversubscribed = Model::open(dir.path(), &ModelOptions::default().threads(cpus + 1)).unwrap();
+    assert!(!oversubscribed.spin());
+    let reference = fitting.embed_texts(&["two threads or more"], true).unwrap();
+    assert_eq!(oversubscribed.embed_texts(&["two threads or more"], true).unwrap(), reference);
+}
+
+#[test]
 fn max_length_must_leave_room_for_text() {
     let dir = tiny();
     match Model::open(dir.path(), &ModelOptions::default().max_length(2)).unwrap_err() {

@@ -31,8 +31,8 @@ use crate::text::Truncation;
 pub struct jclip_options {
     /// `sizeof(jclip_options)` as the caller's header defines it.
     pub size: u32,
-    /// Worker threads of the model; 0 uses the `JCLIP_THREADS` environment
-    /// variable, else the CPUs available to the process.
+    /// Worker threads of the model, at most 1024; 0 uses the `JCLIP_THREADS`
+    /// environment variable, else the CPUs available to the process.
     pub threads: u32,
     /// Token limit per text, including `[CLS]` and `[SEP]`; 0 means 512.
     pub max_length: u32,
@@ -56,7 +56,8 @@ pub struct jclip_options {
     /// Nonzero lets idle worker threads sleep between kernels instead of
     /// polling for work during a forward pass (the CLI's `--no-spin`): less
     /// CPU time spent waiting, slower on short inputs with several threads.
-    /// 0, the default, polls; a model with one thread never polls.
+    /// 0, the default, polls; a model with one thread, or with more threads
+    /// than CPUs, never polls.
     pub no_spin: u32,
 }
 

@@ -20,7 +20,7 @@ pub struct ModelArgs {
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
 
-    /// Worker threads (default: JCLIP_THREADS, else the CPUs available to the process).
+    /// Worker threads, 1 to 1024 (default: JCLIP_THREADS, else the CPUs available to the process).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
 
@@ -51,7 +51,8 @@ pub struct ModelArgs {
 
     /// Let idle worker threads sleep between kernels instead of polling for
     /// work during a forward pass: less CPU time spent waiting, slower on
-    /// short inputs with several threads. No effect with --threads 1.
+    /// short inputs with several threads. No effect with --threads 1 or with
+    /// more threads than CPUs, which never poll.
     #[arg(long)]
     pub no_spin: bool,
 }
