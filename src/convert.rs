@@ -88,7 +88,7 @@ pub fn convert(input: &Path, output: &Path, precision: Precision) -> Result<Conv
         copied += 1;
     }
 
-    std::fs::create_dir_all(output).map_err(|source| Error::io(output, source))?;
+    std::fs::create_dir_all(output).map_err(|source| Error::write(output, source))?;
     let files = copy_side_files(input, output)?;
     let weights = output.join(SINGLE_FILE);
     let weight_bytes = writer.write(&weights)?;

@@ -14,6 +14,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A file or directory could not be created or written.
+    #[error("failed to write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A required file of the model directory does not exist.
     #[error("missing file {path}: {hint}")]
     MissingFile { path: PathBuf, hint: String },
@@ -109,5 +117,9 @@ impl Error {
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io { path: path.into(), source }
+    }
+
+    pub(crate) fn write(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Write { path: path.into(), source }
     }
 }

@@ -75,10 +75,19 @@ impl<'c> Packer<'c> {
                 }
                 sources.extend(rows.clone().map(|r| (view, r * k)));
             }
-            PackedMatrix::from_rows_as(self.precision.format_for(role), n, k, |r, out| {
+            // The first row with NaN or infinity, which no trained model contains.
+            let mut non_finite: Option<usize> = None;
+            let matrix = PackedMatrix::from_rows_as(self.precision.format_for(role), n, k, |r, out| {
                 let (view, start) = sources[r];
                 view.read(start, out);
-            })
+                if non_finite.is_none() && !all_finite(out) {
+                    non_finite = Some(r);
+                }
+            });
+            if let Some(row) = non_finite {
+                return Err(non_finite_error(parts, row));
+            }
+            matrix
         };
         if let Some(records) = &self.records {
             let sources = parts.iter().map(|(tensor, _)| tensor.name.to_string()).collect();
@@ -91,6 +100,40 @@ impl<'c> Packer<'c> {
     /// Packs rows `first..first + count` of a stored `[n, k]` matrix.
     pub fn rows(&self, role: MatrixRole, tensor: &TensorRef<'_>, first: usize, count: usize) -> Result<PackedMatrix> {
         self.matrix(role, &[(tensor, first..first + count)])
+    }
+}
+
+/// Reports whether no value is infinite or NaN, whose exponent bits are all
+/// ones. Adding one to the exponent field carries into the sign bit only
+/// for those, and OR-ing the results needs no branch, so the loop
+/// vectorises even on the baseline x86-64 target.
+fn all_finite(values: &[f32]) -> bool {
+    const EXPONENT: u32 = 0x7f80_0000;
+    const EXPONENT_ONE: u32 = 0x0080_0000;
+    let carries =
+        values.iter().fold(0u32, |carries, value| carries | (value.to_bits() & EXPONENT).wrapping_add(EXPONENT_ONE));
+    carries & 0x8000_0000 == 0
+}
+
+/// Returns the error for row `row` of the matrix stacked from `parts`, a row with NaN or infinity.
+fn non_finite_error(parts: &[(&TensorRef<'_>, Range<usize>)], row: usize) -> Error {
+    let mut offset = row;
+    let mut found = &parts[parts.len() - 1];
+    for part in parts {
+        if offset < part.1.len() {
+            found = part;
+            break;
+        }
+        offset -= part.1.len();
+    }
+    let (tensor, rows) = found;
+    Error::InvalidCheckpoint {
+        path: tensor.path().to_path_buf(),
+        message: format!(
+            "tensor {} has NaN or infinite values in row {}; the file is corrupt, download or convert it again",
+            tensor.name,
+            rows.start + offset
+        ),
     }
 }
 
@@ -173,5 +216,27 @@ impl LayerNorm {
     /// Writes the normalised rows of `x` into `out`.
     pub fn forward_into(&self, kernels: &Kernels, x: &[f32], out: &mut [f32]) {
         kernels.layer_norm_into(x, out, &self.weight, &self.bias, self.eps);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_finite_accepts_extremes() {
+        assert!(all_finite(&[]));
+        assert!(all_finite(&[0.0, -0.0, f32::MAX, f32::MIN, f32::MIN_POSITIVE, f32::from_bits(1), -1.5]));
+    }
+
+    #[test]
+    fn all_finite_flags_each_non_finite_value() {
+        for bad in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -f32::NAN, f32::from_bits(0x7f80_0001)] {
+            for at in [0, 37, 99] {
+                let mut values = vec![f32::MAX; 100];
+                values[at] = bad;
+                assert!(!all_finite(&values), "{bad} at {at}");
+            }
+        }
     }
 }

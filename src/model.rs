@@ -242,7 +242,8 @@ fn preprocess_config(dir: &Path, image_size: usize) -> Result<PreprocessConfig> 
         return Err(Error::InvalidConfig {
             path,
             message: format!(
-                "size {} differs from vision_config.image_size {image_size}; the image tower needs {image_size} px",
+                "size {} differs from vision_config.image_size {image_size} in config.json; \
+                 correct whichever of the two files is wrong",
                 config.size
             ),
         });

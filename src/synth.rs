@@ -512,10 +512,10 @@ pub const TOKENIZER_JSON: &str = include_str!("../assets/tokenizer.json");
 
 /// Writes a complete model directory into `out` (created if needed).
 pub fn write_model_dir(out: &Path, options: &SynthOptions) -> Result<()> {
-    std::fs::create_dir_all(out).map_err(|source| Error::io(out, source))?;
+    std::fs::create_dir_all(out).map_err(|source| Error::write(out, source))?;
     let write = |name: &str, text: &str| {
         let path = out.join(name);
-        std::fs::write(&path, text).map_err(|source| Error::io(&path, source))
+        std::fs::write(&path, text).map_err(|source| Error::write(&path, source))
     };
     write("config.json", &config_json(options))?;
     write("tokenizer.json", TOKENIZER_JSON)?;
@@ -551,9 +551,9 @@ fn write_safetensors(path: &Path, options: &SynthOptions) -> Result<()> {
         header.push(' ');
     }
 
-    let file = std::fs::File::create(path).map_err(|source| Error::io(path, source))?;
+    let file = std::fs::File::create(path).map_err(|source| Error::write(path, source))?;
     let mut writer = BufWriter::with_capacity(1 << 20, file);
-    let io = |source| Error::io(path, source);
+    let io = |source| Error::write(path, source);
     writer.write_all(&(header.len() as u64).to_le_bytes()).map_err(io)?;
     writer.write_all(header.as_bytes()).map_err(io)?;
     let mut values = vec![0.0f32; CHUNK];

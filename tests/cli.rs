@@ -186,6 +186,11 @@ fn classify_and_similarity_report_probabilities() {
     assert!(labels.windows(2).all(|w| w[0]["probability"].as_f64() >= w[1]["probability"].as_f64()));
     assert_eq!(labels.iter().filter(|l| l["prompt"] == "a photo of a dog").count(), 1);
 
+    let output = jclip(&["classify", "--model", path(dir.path()), "--image", path(&image), "--labels", "cat,dog, cat"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("label \"cat\" is given twice (label 3)"), "{stderr}");
+
     let output = jclip(&[
         "similarity",
         "--model",
@@ -243,6 +248,7 @@ fn synth_writes_a_loadable_model() {
     }
     let info = jclip(&["info", "--model", path(out.path())]);
     assert!(stdout(&info).contains("image tower: 2 blocks, width 96"));
+    assert!(stdout(&info).contains("embedding: 64 values per text, 96 per image"));
 }
 
 #[test]

@@ -29,6 +29,30 @@ fn missing_tensor_is_named() {
 }
 
 #[test]
+fn non_finite_weight_names_tensor_and_row() {
+    let dir = tiny();
+    rewrite_checkpoint(dir.path(), |name, mut raw| {
+        if name == WQKV {
+            // Row 200, column 5 of [288, 96] f32 values.
+            let at = (200 * raw.shape[1] + 5) * 4;
+            raw.data[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+        }
+        Some(raw)
+    });
+    for precision in [jclip::Precision::F32, jclip::Precision::Int8] {
+        let options = ModelOptions::default().precision(precision);
+        let error = Model::open(dir.path(), &options).expect_err("opening should fail");
+        match error {
+            Error::InvalidCheckpoint { path, message } => {
+                assert_eq!(path, dir.path().join("model.safetensors"));
+                assert!(message.contains(&format!("tensor {WQKV} has NaN or infinite values in row 200")), "{message}");
+            }
+            other => panic!("{precision:?}: expected InvalidCheckpoint, got {other}"),
+        }
+    }
+}
+
+#[test]
 fn wrong_shape_names_tensor_and_shapes() {
     let dir = tiny();
     rewrite_checkpoint(dir.path(), |name, raw| {
@@ -206,6 +230,24 @@ fn zero_threads_is_an_invalid_option() {
 }
 
 #[test]
+fn preprocessor_size_mismatch_names_both_files() {
+    let dir = tiny();
+    let path = dir.path().join("preprocessor_config.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(&text).unwrap();
+    config["size"] = serde_json::json!(999);
+    std::fs::write(&path, config.to_string()).unwrap();
+    match open_error(dir.path()) {
+        Error::InvalidConfig { path: named, message } => {
+            assert_eq!(named, path);
+            assert!(message.contains("size 999 differs"), "{message}");
+            assert!(message.contains("in config.json"), "{message}");
+        }
+        other => panic!("expected InvalidConfig, got {other}"),
+    }
+}
+
+#[test]
 fn too_many_threads_is_an_invalid_option() {
     let dir = tiny();
     let threads = jclip::options::MAX_THREADS + 1;
@@ -286,5 +328,18 @@ fn sharded_checkpoint_loads() {
             assert!(message.contains("found 5"), "{message}");
         }
         other => panic!("expected InvalidConfig, got {other}"),
+    }
+}
+
+#[test]
+fn unwritable_output_is_a_write_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let out = file.join("model");
+    let options = jclip::synth::SynthOptions::new(Preset::Tiny);
+    match jclip::synth::write_model_dir(&out, &options).unwrap_err() {
+        Error::Write { path, .. } => assert_eq!(path, out),
+        other => panic!("expected Write, got {other}"),
     }
 }

@@ -531,8 +531,8 @@ fn corrupt_images_name_their_index() {
     let good = read_photo("chelsea.png");
     let truncated_png = good[..good.len() / 2].to_vec();
     let cases: [(Vec<u8>, &str); 3] = [
-        (b"definitely not an image".to_vec(), "image 1: image bytes is not in a supported image format"),
-        (Vec::new(), "image 1: image bytes is empty"),
+        (b"definitely not an image".to_vec(), "image 1: the encoded image is not in a supported image format"),
+        (Vec::new(), "image 1: the encoded image is empty"),
         (truncated_png, "image 1:"),
     ];
     for (bad, message_part) in cases {

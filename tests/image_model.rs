@@ -80,7 +80,7 @@ fn corrupt_image_names_its_position() {
     match error {
         Error::Image { index, source } => {
             assert_eq!(index, 2);
-            assert!(source.to_string().contains("image bytes"), "{source}");
+            assert!(source.to_string().contains("the encoded image"), "{source}");
         }
         other => panic!("expected Image, got {other}"),
     }

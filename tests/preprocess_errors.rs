@@ -26,7 +26,7 @@ fn decode_damaged(bytes: &[u8]) -> Result<jclip::preprocess::RgbImage, ImageErro
 fn zero_bytes_is_empty() {
     let err = decode_bytes(&[]).unwrap_err();
     assert!(matches!(err, ImageError::Empty { .. }), "{err:?}");
-    assert!(err.to_string().contains("image bytes"), "{err}");
+    assert!(err.to_string().contains("the encoded image"), "{err}");
 }
 
 #[test]
@@ -44,7 +44,7 @@ fn garbage_is_unsupported_format() {
     let err = decode_bytes(b"this is not an image at all").unwrap_err();
     assert!(matches!(err, ImageError::UnsupportedFormat { .. }), "{err:?}");
     let message = err.to_string();
-    assert!(message.contains("image bytes"), "{message}");
+    assert!(message.contains("the encoded image"), "{message}");
     assert!(message.contains("74 68 69 73"), "{message}");
 }
 
@@ -57,7 +57,7 @@ fn signature_then_garbage_is_decode_error() {
         bytes.extend_from_slice(&[0x5A; 40]);
         let err = decode_bytes(&bytes).unwrap_err();
         assert!(matches!(err, ImageError::Decode { .. }), "{signature:?}: {err:?}");
-        assert!(err.to_string().contains("image bytes"), "{err}");
+        assert!(err.to_string().contains("the encoded image"), "{err}");
     }
 }
 
@@ -75,7 +75,7 @@ fn truncated_png_fails() {
     for cut in [8, 20, 33, 60, bytes.len() / 2, bytes.len() - 30] {
         let err = decode_bytes(&bytes[..cut]).unwrap_err();
         assert!(matches!(err, ImageError::Decode { format: "PNG", .. }), "cut {cut}: {err:?}");
-        assert!(err.to_string().contains("image bytes"), "{err}");
+        assert!(err.to_string().contains("the encoded image"), "{err}");
     }
 }
 

@@ -124,7 +124,7 @@ impl Failure {
 impl From<Error> for Failure {
     fn from(error: Error) -> Failure {
         let status = match &error {
-            Error::Io { .. } | Error::MissingFile { .. } => JCLIP_ERR_IO,
+            Error::Io { .. } | Error::Write { .. } | Error::MissingFile { .. } => JCLIP_ERR_IO,
             Error::InvalidConfig { .. }
             | Error::UnsupportedConfig { .. }
             | Error::InvalidCheckpoint { .. }

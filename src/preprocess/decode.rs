@@ -21,7 +21,7 @@ use super::{ImageError, RgbImage};
 pub const DEFAULT_MAX_PIXELS: u64 = 2 * 89_478_485;
 
 /// Description of in-memory input in error messages.
-const BYTES_INPUT: &str = "image bytes";
+const BYTES_INPUT: &str = "the encoded image";
 
 /// Options of [`decode`] and [`decode_file`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,7 +69,7 @@ impl Default for DecodeOptions {
 /// signature, [`ImageError::TooManyPixels`] when the header declares more than
 /// `options.max_pixels`, [`ImageError::Decode`] for corrupt or truncated data, and
 /// [`ImageError::UnsupportedImage`] for a valid file of a kind not decoded here (such as
-/// arithmetic-coded JPEG or palette TIFF). Messages name the input as `image bytes`.
+/// arithmetic-coded JPEG or palette TIFF). Messages name the input as `the encoded image`.
 pub fn decode(bytes: &[u8], options: &DecodeOptions) -> Result<RgbImage, ImageError> {
     decode_named(bytes, options, BYTES_INPUT)
 }

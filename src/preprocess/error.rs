@@ -5,7 +5,7 @@ use std::path::PathBuf;
 /// An error from decoding an image, reading a preprocessor config or resizing.
 ///
 /// Every variant names the input at fault: the file path for [`decode_file`] and
-/// [`PreprocessConfig::from_file`], or `image bytes` / `config JSON` for in-memory input.
+/// [`PreprocessConfig::from_file`], or `the encoded image` / `config JSON` for in-memory input.
 ///
 /// [`decode_file`]: crate::preprocess::decode_file
 /// [`PreprocessConfig::from_file`]: crate::preprocess::PreprocessConfig::from_file
@@ -23,7 +23,7 @@ pub enum ImageError {
     /// The input is empty, so there is nothing to decode.
     #[error("{input} is empty (0 bytes); pass a JPEG, PNG, WebP, GIF, BMP or TIFF file")]
     Empty {
-        /// The file path or `image bytes`.
+        /// The file path or `the encoded image`.
         input: String,
     },
 
@@ -33,7 +33,7 @@ pub enum ImageError {
          the first bytes are {signature}"
     )]
     UnsupportedFormat {
-        /// The file path or `image bytes`.
+        /// The file path or `the encoded image`.
         input: String,
         /// The first bytes of the input in hexadecimal.
         signature: String,
@@ -42,7 +42,7 @@ pub enum ImageError {
     /// The format is recognised but this kind of image in it is not decoded.
     #[error("{input}: unsupported {format} image: {detail}; convert it to 8-bit RGB PNG or JPEG")]
     UnsupportedImage {
-        /// The file path or `image bytes`.
+        /// The file path or `the encoded image`.
         input: String,
         /// The container format, such as `TIFF`.
         format: &'static str,
@@ -59,7 +59,7 @@ pub enum ImageError {
          line, max_image_pixels in ModelOptions or jclip_options)"
     )]
     TooManyPixels {
-        /// The file path or `image bytes`.
+        /// The file path or `the encoded image`.
         input: String,
         /// The declared width.
         width: u64,
@@ -74,7 +74,7 @@ pub enum ImageError {
     /// The data is corrupt or truncated, or the decoder failed on it.
     #[error("failed to decode {format} from {input}: {message}; the file is corrupt or truncated")]
     Decode {
-        /// The file path or `image bytes`.
+        /// The file path or `the encoded image`.
         input: String,
         /// The container format, such as `PNG`.
         format: &'static str,

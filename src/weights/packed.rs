@@ -213,7 +213,7 @@ impl<'a> PackedWriter<'a> {
     pub fn write(&self, path: &Path) -> Result<u64> {
         let partial = partial_path(path);
         let result = self.write_to(&partial).and_then(|bytes| {
-            std::fs::rename(&partial, path).map_err(|source| Error::io(path, source))?;
+            std::fs::rename(&partial, path).map_err(|source| Error::write(path, source))?;
             Ok(bytes)
         });
         if result.is_err() {
@@ -279,9 +279,9 @@ impl<'a> PackedWriter<'a> {
         let data_start = (8 + header.len()).next_multiple_of(PACKED_ALIGN);
         header.resize(data_start - 8, b' ');
 
-        let file = std::fs::File::create(path).map_err(|source| Error::io(path, source))?;
+        let file = std::fs::File::create(path).map_err(|source| Error::write(path, source))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
-        let io = |source| Error::io(path, source);
+        let io = |source| Error::write(path, source);
         out.write_all(&(header.len() as u64).to_le_bytes()).map_err(io)?;
         out.write_all(&header).map_err(io)?;
         for chunk in chunks {
@@ -294,7 +294,7 @@ impl<'a> PackedWriter<'a> {
 }
 
 fn json_error(path: &Path, error: serde_json::Error) -> Error {
-    Error::io(path, std::io::Error::other(error))
+    Error::write(path, std::io::Error::other(error))
 }
 
 fn partial_path(path: &Path) -> PathBuf {

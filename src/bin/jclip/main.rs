@@ -168,6 +168,13 @@ fn info(args: &InfoArgs) -> CliResult {
             model.precision(),
             if model.weights_in_place() { "packed by jclip convert, mapped in place" } else { "packed at load" }
         );
+        let text_dim = model.text_dim();
+        let dims = match model.image_dim() {
+            Some(image_dim) if image_dim != text_dim => format!("{text_dim} values per text, {image_dim} per image"),
+            Some(_) => format!("{text_dim} values per text or image"),
+            None => format!("{text_dim} values per text"),
+        };
+        outln!("embedding: {dims}");
         outln!(
             "text tower: {} layers, hidden {}, {} heads, GEGLU {}, vocabulary {}",
             text.num_layers,

@@ -236,6 +236,9 @@ pub fn classify(args: &ClassifyArgs) -> CliResult {
     if labels.len() < 2 {
         return Err("classify needs at least two labels: --labels \"a cat,a dog\" or repeated --label".into());
     }
+    if let Some((index, label)) = labels.iter().enumerate().find(|(index, label)| labels[..*index].contains(label)) {
+        return Err(format!("label {label:?} is given twice (label {}); list each label once", index + 1).into());
+    }
     if !args.template.contains("{}") {
         return Err(format!("--template {:?} has no {{}} where the label goes", args.template).into());
     }

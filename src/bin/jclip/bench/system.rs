@@ -14,7 +14,8 @@ const USER_HZ: f64 = 100.0;
 
 /// Other processes using more CPUs than this on average mark a run as busy.
 pub const BUSY_OTHER_CPUS: f64 = 0.1;
-/// A one-minute load average above this before the run marks it as busy.
+/// A one-minute load average above this before the run marks it as busy,
+/// where the CPU use of other processes cannot be measured.
 pub const BUSY_LOAD_BEFORE: f64 = 0.5;
 
 /// Returns a field of `/proc/self/status` given in kB, in bytes.
@@ -166,9 +167,15 @@ fn own_cpu_ticks() -> Option<u64> {
 }
 
 /// Returns why a run should not be trusted, if the machine was busy.
+///
+/// The load average also counts processes that ended shortly before the
+/// run, so it is used only where the CPU use of other processes during the
+/// run is not known.
 pub fn busy_warning(load_before: Option<[f64; 3]>, others: Option<OtherCpuUse>) -> Option<String> {
     let mut reasons = Vec::new();
-    if let Some(load) = load_before.filter(|load| load[0] > BUSY_LOAD_BEFORE) {
+    if others.is_none()
+        && let Some(load) = load_before.filter(|load| load[0] > BUSY_LOAD_BEFORE)
+    {
         reasons.push(format!("the 1-minute load average was {:.2} before the run", load[0]));
     }
     if let Some(others) = others {
@@ -203,7 +210,8 @@ mod tests {
     fn busy_runs_are_flagged() {
         let quiet = OtherCpuUse { other_cpus: 0.01, steal_cpus: 0.0 };
         assert_eq!(busy_warning(Some([0.1, 0.2, 0.3]), Some(quiet)), None);
-        let warning = busy_warning(Some([1.7, 0.2, 0.3]), Some(quiet)).unwrap();
+        assert_eq!(busy_warning(Some([1.7, 0.2, 0.3]), Some(quiet)), None);
+        let warning = busy_warning(Some([1.7, 0.2, 0.3]), None).unwrap();
         assert!(warning.contains("1.70"), "{warning}");
         let loaded = OtherCpuUse { other_cpus: 0.9, steal_cpus: 0.0 };
         assert!(busy_warning(None, Some(loaded)).unwrap().contains("0.90 CPUs"));
