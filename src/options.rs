@@ -11,9 +11,9 @@ use crate::text::tokenizer::DEFAULT_MAX_LENGTH;
 /// Environment variable that sets the worker thread count when the options do not.
 pub const THREADS_ENV: &str = "JCLIP_THREADS";
 
-/// Most worker threads a model accepts. Each is an operating-system thread
-/// with its own stack, and the matmul tiles of one layer number in the
-/// hundreds, so more threads than this only add start-up time and memory.
+/// Most worker threads a model accepts: more than the 768 hardware threads
+/// of a two-socket server with 192-core CPUs. A larger count is most likely
+/// a typo, and would start that many operating-system threads.
 pub const MAX_THREADS: usize = 1024;
 
 /// Default token budget of one forward pass; larger requests run in several.
