@@ -207,6 +207,7 @@ int main(int argc, char **argv) {
     jclip_image_bytes image = {.data = image_file, .length = image_length};
     status = jclip_embed_images(model, &image, 1, true, image_embedding, image_dim);
     if (status != JCLIP_OK) {
+        fprintf(stderr, "%s: ", image_path);
         return report("jclip_embed_images", status);
     }
 
