@@ -135,7 +135,7 @@ impl Model {
                     value: format!("{} values", pixels.len()),
                     reason: format!("expected {images} images of {per_image} values"),
                 })?;
-            let pooled = self.run_pass(|| side.tower.forward(&self.kernels, chunk, count, None))?;
+            let pooled = self.forward_images(side, chunk, count)?;
             for (offset, row) in pooled.chunks_exact(dim).enumerate() {
                 out.push(self.finish(row, normalize, || format!("image {}", first + offset))?);
             }
@@ -181,11 +181,23 @@ impl Model {
         let lengths: Vec<usize> = encoded.iter().map(|e| e.ids.len()).collect();
         let mut results = Vec::with_capacity(encoded.len());
         for group in batches_by_tokens(&lengths, self.batch_tokens) {
-            let mut batch = TokenBatch::default();
-            for text in &encoded[group.clone()] {
-                batch.push(&text.ids);
-            }
-            let pooled = self.run_pass(|| self.text.forward(&self.kernels, &batch, None));
+            let group_lengths = &lengths[group.clone()];
+            let lanes = self.lane_count(group.len(), group_lengths.iter().sum());
+            let batches: Vec<TokenBatch> = split_evenly(group_lengths, lanes)
+                .into_iter()
+                .map(|part| {
+                    let mut batch = TokenBatch::default();
+                    for text in &encoded[group.start + part.start..group.start + part.end] {
+                        batch.push(&text.ids);
+                    }
+                    batch
+                })
+                .collect();
+            let pooled = if lanes > 1 {
+                self.run_lanes(batches, |batch| self.text.forward(&self.kernels, &batch, None)).concat()
+            } else {
+                self.run_pass(|| self.text.forward(&self.kernels, &batches[0], None))
+            };
             for (offset, row) in pooled.chunks_exact(dim).enumerate() {
                 let local = group.start + offset;
                 let embedding = self.finish(row, normalize, || format!("text {}", indices[local]))?;
@@ -224,7 +236,7 @@ impl Model {
             for image in prepared {
                 pixels.extend(image?);
             }
-            let pooled = self.run_pass(|| side.tower.forward(&self.kernels, &pixels, group.len(), None))?;
+            let pooled = self.forward_images(side, &pixels, group.len())?;
             for (offset, row) in pooled.chunks_exact(side.tower.dim()).enumerate() {
                 let index = indices[group.start + offset];
                 let embedding = self.finish(row, normalize, || format!("image {index}"))?;
@@ -237,6 +249,23 @@ impl Model {
             }
         }
         Ok(results)
+    }
+
+    /// Runs the image tower over `images` preprocessed images, in lanes when
+    /// they are enough (see [`Model::lane_count`]).
+    fn forward_images(&self, side: &ImageSide, pixels: &[f32], images: usize) -> Result<Vec<f32>> {
+        let tokens_per_image = side.tower.config().tokens_per_image();
+        let lanes = self.lane_count(images, images * tokens_per_image);
+        if lanes < 2 {
+            return self.run_pass(|| side.tower.forward(&self.kernels, pixels, images, None));
+        }
+        let per_image = side.tower.pixels_per_image();
+        let parts = split_evenly(&vec![1; images], lanes);
+        let pooled = self.run_lanes(parts, |part| {
+            let chunk = &pixels[part.start * per_image..part.end * per_image];
+            side.tower.forward(&self.kernels, chunk, part.len(), None)
+        });
+        Ok(pooled.into_iter().collect::<Result<Vec<_>>>()?.concat())
     }
 
     /// Normalises on request and rejects vectors with NaN or infinite values.
@@ -296,9 +325,58 @@ fn batches_by_tokens(lengths: &[usize], budget: usize) -> Vec<Range<usize>> {
     groups
 }
 
+/// Splits consecutive inputs of `lengths` tokens into `parts` non-empty
+/// ranges (fewer when there are fewer inputs) whose token sums are close to
+/// equal.
+fn split_evenly(lengths: &[usize], parts: usize) -> Vec<Range<usize>> {
+    let parts = parts.clamp(1, lengths.len().max(1));
+    let total: usize = lengths.iter().sum();
+    let mut ranges = Vec::with_capacity(parts);
+    let (mut start, mut sum) = (0, 0);
+    for (index, &length) in lengths.iter().enumerate() {
+        sum += length;
+        let cut = ranges.len();
+        if cut + 1 == parts {
+            break;
+        }
+        // Inputs after this one, and ranges still to start after this cut.
+        let (left, needed) = (lengths.len() - index - 1, parts - cut - 1);
+        if left >= needed && (sum * parts >= total * (cut + 1) || left == needed) {
+            ranges.push(start..index + 1);
+            start = index + 1;
+        }
+    }
+    ranges.push(start..lengths.len());
+    ranges
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_evenly_balances_tokens() {
+        assert_eq!(split_evenly(&[64; 8], 2), vec![0..4, 4..8]);
+        assert_eq!(split_evenly(&[1; 5], 2), vec![0..3, 3..5]);
+        assert_eq!(split_evenly(&[500, 10, 10, 10], 2), vec![0..1, 1..4]);
+        assert_eq!(split_evenly(&[10, 10, 10, 500], 2), vec![0..3, 3..4]);
+        assert_eq!(split_evenly(&[10, 10, 10, 500], 4), vec![0..1, 1..2, 2..3, 3..4]);
+        assert_eq!(split_evenly(&[7, 7], 3), vec![0..1, 1..2]);
+        assert_eq!(split_evenly(&[7, 7, 7], 1), vec![0..3]);
+        assert_eq!(split_evenly(&[], 2), vec![0..0]);
+    }
+
+    #[test]
+    fn split_evenly_covers_every_input_once() {
+        let lengths: Vec<usize> = (0..23).map(|i| 3 + (i * 37) % 50).collect();
+        for parts in 1..=23 {
+            let ranges = split_evenly(&lengths, parts);
+            assert_eq!(ranges.len(), parts, "{parts} parts");
+            assert!(ranges.iter().all(|range| !range.is_empty()), "{parts} parts: {ranges:?}");
+            assert!(ranges.windows(2).all(|pair| pair[0].end == pair[1].start), "{parts} parts: {ranges:?}");
+            assert_eq!((ranges[0].start, ranges[parts - 1].end), (0, lengths.len()));
+        }
+    }
 
     #[test]
     fn batches_respect_the_budget() {

@@ -2,8 +2,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::OnceLock;
 
 use jclip_kernels::{Isa, Kernels};
+use rayon::prelude::*;
 
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
@@ -20,6 +22,18 @@ pub(crate) struct ImageSide {
     pub tower: VisionTower,
     pub preprocess: PreprocessConfig,
     pub decode: DecodeOptions,
+}
+
+/// Fewest tokens per lane for a forward pass to run in lanes, one part of
+/// its inputs per worker thread (see [`Model::run_lanes`]): one image, or a
+/// few texts. Fewer tokens per lane would leave each lane's matmuls bound
+/// by reading the weights, which every lane reads in full.
+pub(crate) const MIN_LANE_TOKENS: usize = 192;
+
+/// Returns how many lanes `threads` workers split a pass over `inputs`
+/// inputs of `tokens` tokens in all into (see [`Model::lane_count`]).
+fn lane_count(threads: usize, inputs: usize, tokens: usize) -> usize {
+    threads.min(inputs).min(tokens / MIN_LANE_TOKENS).max(1)
 }
 
 /// A jina-clip-v1 model ready to embed. `Model` is `Send + Sync`: one model
@@ -39,6 +53,9 @@ pub struct Model {
     pub(crate) precision: Precision,
     pub(crate) weights_in_place: bool,
     pub(crate) spin: bool,
+    /// Single-thread pools, one per worker, created on the first batch that
+    /// runs in lanes; `None` inside when they could not be started.
+    pub(crate) lanes: OnceLock<Option<Vec<rayon::ThreadPool>>>,
 }
 
 impl std::fmt::Debug for Model {
@@ -134,6 +151,7 @@ impl Model {
             logit_scale,
             precision,
             weights_in_place,
+            lanes: OnceLock::new(),
         })
     }
 
@@ -219,6 +237,44 @@ impl Model {
         self.pool.install(work)
     }
 
+    /// Returns the single-thread lane pools, one per worker, starting them
+    /// on first use; `None` when the model has one thread or they failed to start.
+    fn lane_pools(&self) -> Option<&[rayon::ThreadPool]> {
+        if self.threads < 2 {
+            return None;
+        }
+        let lanes = self.lanes.get_or_init(|| {
+            (0..self.threads)
+                .map(|i| {
+                    rayon::ThreadPoolBuilder::new()
+                        .num_threads(1)
+                        .thread_name(move |_| format!("jclip-lane-{i}"))
+                        .build()
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .ok()
+        });
+        lanes.as_deref()
+    }
+
+    /// Returns how many lanes a pass over `inputs` inputs of `tokens` tokens
+    /// in all should run in: one per worker while each lane gets at least
+    /// [`MIN_LANE_TOKENS`], else 1.
+    pub(crate) fn lane_count(&self, inputs: usize, tokens: usize) -> usize {
+        lane_count(self.threads, inputs, tokens)
+    }
+
+    /// Runs `pass` on each of `parts` at once, each in its own single-thread
+    /// lane, and returns the results in order. The model's workers hand the
+    /// parts to the lanes and wait. Falls back to one pass after the other
+    /// on the worker pool when the lanes cannot be started.
+    pub(crate) fn run_lanes<T: Send, R: Send>(&self, parts: Vec<T>, pass: impl Fn(T) -> R + Sync) -> Vec<R> {
+        let Some(lanes) = self.lane_pools().filter(|lanes| lanes.len() >= parts.len()) else {
+            return parts.into_iter().map(|part| self.run_pass(|| pass(part))).collect();
+        };
+        self.pool.install(|| parts.into_par_iter().zip(lanes).map(|(part, lane)| lane.install(|| pass(part))).collect())
+    }
+
     /// Runs one forward pass on the model's worker threads, with the idle
     /// workers polling for its kernels when [`ModelOptions::spin`] is set.
     pub(crate) fn run_pass<R: Send>(&self, pass: impl FnOnce() -> R + Send) -> R {
@@ -267,5 +323,21 @@ fn resolve_precision(checkpoint: &Checkpoint, requested: Option<Precision>) -> R
         }),
         (Some(layout), _) => Ok(layout.precision),
         (None, requested) => Ok(requested.unwrap_or_default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lanes_need_threads_inputs_and_tokens() {
+        assert_eq!(lane_count(1, 8, 4096), 1);
+        assert_eq!(lane_count(2, 1, 4096), 1);
+        assert_eq!(lane_count(2, 8, 2 * MIN_LANE_TOKENS - 1), 1);
+        assert_eq!(lane_count(2, 8, 512), 2);
+        assert_eq!(lane_count(4, 3, 8192), 3);
+        assert_eq!(lane_count(4, 8, 3 * MIN_LANE_TOKENS), 3);
+        assert_eq!(lane_count(2, 0, 0), 1);
     }
 }
