@@ -11,7 +11,7 @@ use crate::text::tokenizer::DEFAULT_MAX_LENGTH;
 /// Environment variable that sets the worker thread count when the options do not.
 pub const THREADS_ENV: &str = "JCLIP_THREADS";
 
-/// Most worker threads a model accepts: more than the 768 hardware threads
+/// Maximum worker threads of a model: more than the 768 hardware threads
 /// of a two-socket server with 192-core CPUs. A larger count is most likely
 /// a typo, and would start that many operating-system threads.
 pub const MAX_THREADS: usize = 1024;
@@ -118,14 +118,25 @@ impl ModelOptions {
     }
 }
 
+/// Returns `threads` when it is a valid worker count, from 1 to [`MAX_THREADS`].
+///
+/// # Errors
+/// [`Error::InvalidOption`] naming the `threads` option otherwise.
+pub fn check_threads(threads: usize) -> Result<usize> {
+    if threads == 0 || threads > MAX_THREADS {
+        return Err(Error::InvalidOption {
+            name: "threads",
+            value: threads.to_string(),
+            reason: format!("use 1 to {MAX_THREADS} threads"),
+        });
+    }
+    Ok(threads)
+}
+
 /// Returns the worker count: the option, else `JCLIP_THREADS`, else the available CPUs.
 pub(crate) fn resolve_threads(requested: Option<usize>) -> Result<usize> {
-    let at_most = format!("use 1 to {MAX_THREADS} threads");
     if let Some(threads) = requested {
-        if threads == 0 || threads > MAX_THREADS {
-            return Err(Error::InvalidOption { name: "threads", value: threads.to_string(), reason: at_most });
-        }
-        return Ok(threads);
+        return check_threads(threads);
     }
     if let Ok(value) = std::env::var(THREADS_ENV)
         && !value.trim().is_empty()
@@ -135,7 +146,7 @@ pub(crate) fn resolve_threads(requested: Option<usize>) -> Result<usize> {
             _ => Err(Error::InvalidOption {
                 name: THREADS_ENV,
                 value,
-                reason: format!("expected an integer; {at_most}"),
+                reason: format!("expected an integer; use 1 to {MAX_THREADS} threads"),
             }),
         };
     }

@@ -183,10 +183,10 @@ fn thread_count_does_not_change_results() {
     // Enough tokens that 2 or 3 threads run the batch in lanes, one part of
     // the texts each, with parts of unequal length.
     let long: Vec<String> = (0..7).map(|i| format!("text {i}: {}", "lorem ipsum dolor ".repeat(10 + 5 * i))).collect();
-    let one = open(dir.path(), ModelOptions::default().threads(1)).embed_texts(&long, true).unwrap();
-    assert!(one.iter().map(|e| e.tokens).sum::<usize>() >= 600, "too few tokens for 3 lanes");
+    let single = open(dir.path(), ModelOptions::default().threads(1)).embed_texts(&long, true).unwrap();
+    assert!(single.iter().map(|e| e.tokens).sum::<usize>() >= 600, "too few tokens for 3 lanes");
     for threads in [2, 3] {
-        let many = open(dir.path(), ModelOptions::default().threads(threads)).embed_texts(&long, true).unwrap();
-        assert_eq!(one, many, "{threads} threads in lanes differ from 1");
+        let lanes = open(dir.path(), ModelOptions::default().threads(threads)).embed_texts(&long, true).unwrap();
+        assert_eq!(single, lanes, "{threads} threads in lanes differ from 1");
     }
 }

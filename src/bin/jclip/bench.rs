@@ -195,9 +195,9 @@ struct Timing {
 }
 
 pub fn run(args: &BenchArgs) -> CliResult {
-    let max_threads = jclip::options::MAX_THREADS;
-    if let Some(&threads) = args.threads.iter().find(|&&threads| threads == 0 || threads > max_threads) {
-        return Err(format!("invalid option --threads = {threads}: use 1 to {max_threads} threads").into());
+    // Check every count before the first model opens, not when its turn comes.
+    for &threads in &args.threads {
+        jclip::options::check_threads(threads)?;
     }
     if args.repeat == 0 {
         return Err("--repeat: use at least 1 timed run".into());
